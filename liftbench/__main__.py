@@ -1,0 +1,3 @@
+from liftbench.cli import entry
+
+entry()

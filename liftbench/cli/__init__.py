@@ -1,0 +1,56 @@
+"""Typer command-line interface. Commands parse, call the library, render; no numerics here.
+
+``main()`` is the single place that turns a ``LiftbenchError`` into one line on stderr and its exit
+code (2 for user errors); tracebacks appear only with ``LIFTBENCH_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from liftbench import __version__
+from liftbench.cli._common import console, err_console
+from liftbench.errors import LiftbenchError, one_line
+
+app = typer.Typer(name="liftbench", no_args_is_help=True, rich_markup_mode="rich", add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Benchmark and ablate 2D->3D human-pose lifters with honest Protocol #1/#2 numbers.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"liftbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """liftbench: train, evaluate and compare lifters on Human3.6M or the embedded mocap-mini."""
+
+
+from liftbench.cli import data_cmd, model_cmd, suite_cmd  # noqa: E402,F401  (command registration)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``liftbench`` script; returns the exit code (also usable from tests)."""
+    try:
+        app(args=argv, prog_name="liftbench")  # standalone mode: usage errors print and exit 2
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except LiftbenchError as exc:
+        if os.environ.get("LIFTBENCH_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("aborted (completed work is saved; re-run the same command to continue)")
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

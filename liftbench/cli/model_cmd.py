@@ -1,0 +1,128 @@
+"""`liftbench models | train | evaluate | baselines | compare`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from liftbench.cli import app
+from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, KeypointsOpt, console
+
+
+@app.command("models", rich_help_panel="Models")
+def models(as_json: JsonOpt = False) -> None:
+    """Registered lifters: parameters, input window, ablation toggles and their paper defaults."""
+    from liftbench.catalog import describe_lifters
+
+    rows = describe_lifters()
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="Lifters")
+    for col in ("name", "aliases", "parameters", "input window", "toggles (defaults)", "paper"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        toggles = ", ".join(f"{k}={v}" for k, v in r["toggles"].items())
+        table.add_row(r["name"], ", ".join(r["aliases"]), f"{r['parameters']:,}", str(r["input_window"]), toggles, r["paper"])
+    console.print(table)
+
+
+@app.command("train", rich_help_panel="Models")
+def train(
+    model: Annotated[str, typer.Argument(help="Lifter name or alias (see `liftbench models`).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML experiment file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any key: --set hidden_size=256 (repeatable).")] = None,
+    data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (paper: MLP 200, seq2seq 100).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of initialisation, data order and dropout.")] = None,
+    subset: Annotated[float | None, typer.Option("--subset", help="Keep this fraction of every sequence (quick runs).")] = None,
+    device: DeviceOpt = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Parent directory of run directories (default results/runs).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", "-r", help="Continue an interrupted run from its checkpoint.")] = False,
+) -> None:
+    """Train one lifter; writes results/runs/<model>-<config hash>/ (config, checkpoint, metrics.jsonl)."""
+    from liftbench.cli.progress import RichTrainProgress, make_progress
+    from liftbench.config import parse_assignments, resolve_config
+    from liftbench.pipeline import train_run
+
+    options = {"data.name": data, "data.keypoints": keypoints, "train.epochs": epochs, "train.seed": seed,
+               "data.subset": subset}
+    cfg = resolve_config(model, config, options=options, overrides=parse_assignments(set_))
+    console.print(f"run {cfg.run_id}: {cfg.model} {cfg.toggles()} on {cfg.data.name}")
+    with make_progress() as progress:
+        outcome = train_run(cfg, out_dir=out, data_dir=data_dir, device=device, resume=resume,
+                            progress=RichTrainProgress(progress, cfg.run_id))
+    if outcome.skipped:
+        console.print(f"Run already complete: {outcome.run_dir} (nothing to do).")
+    else:
+        console.print(f"[green]done[/] {outcome.state.epoch} epoch(s) -> {outcome.run_dir}")
+    console.print(f"next: liftbench evaluate {outcome.run_dir}")
+
+
+@app.command("evaluate", rich_help_panel="Evaluation")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `liftbench train`.")],
+    data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+    noise_sigma: Annotated[float, typer.Option("--noise-sigma", help="Gaussian noise (px) added to the test 2D input.")] = 0.0,
+    noise_seed: Annotated[int, typer.Option("--noise-seed", help="Seed of the test noise (same for every model).")] = 0,
+    save_predictions: Annotated[bool, typer.Option("--save-predictions", help="Also write predictions.npz.")] = False,
+    video_mean: Annotated[bool, typer.Option("--video-mean", help="Also report Hossain's video-weighted average.")] = False,
+    per_joint: Annotated[bool, typer.Option("--per-joint", help="Print the per-joint table too.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write results here instead of the run directory.")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Score every test frame exactly once: P1/P2 tables, results.csv, protocol.json (+ predictions.npz)."""
+    from liftbench.pipeline import evaluate_run
+    from liftbench.report import joint_table, paper_table
+
+    res = evaluate_run(run_dir, data=data, data_dir=data_dir, keypoints=keypoints, noise_sigma=noise_sigma,
+                       noise_seed=noise_seed, save_predictions=save_predictions, out=out, device=device,
+                       video_mean=video_mean)
+    label = f"{res.card['model']} {res.card['run_id']}"
+    for metric, title in (("mpjpe", "Protocol #1 (MPJPE, mm)"), ("p_mpjpe", "Protocol #2 (P-MPJPE, mm)")):
+        console.print(paper_table(res.rows, metric, title=f"{title} — {res.card['dataset']['name']}, "
+                                  f"noise {noise_sigma:g} px", row_label=label))
+    if per_joint:
+        console.print(joint_table(res.rows))
+    frames = res.card["frames"]
+    console.print(f"frames scored {frames['test_scored']:,} of {frames['test_expected']:,} "
+                  f"(every frame exactly once: {frames['every_frame_exactly_once']}); Avg = unweighted mean over action groups")
+    console.print(f"wrote {res.out_dir / 'results.csv'}, {res.out_dir / 'protocol.json'}"
+                  + (f", {res.out_dir / 'predictions.npz'}" if save_predictions else ""))
+
+
+@app.command("baselines", rich_help_panel="Evaluation")
+def baselines(as_json: JsonOpt = False) -> None:
+    """Published reference numbers shipped in baselines/ (never liftbench results)."""
+    from liftbench.baselines import list_baselines
+
+    rows = list_baselines()
+    if as_json:
+        console.print_json(json.dumps([dict(r) if isinstance(r, dict) else list(r) for r in rows]))
+        return
+    table = Table(title="Published baselines (origin: published)")
+    for col in ("key", "description", "rows", "source"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        r = r if isinstance(r, dict) else dict(zip(("key", "description", "n_rows", "source"), r))
+        table.add_row(str(r["key"]), str(r["description"]), str(r["n_rows"]), str(r["source"]))
+    console.print(table)
+
+
+@app.command("compare", rich_help_panel="Evaluation")
+def compare(
+    results: Annotated[Path, typer.Argument(help="A results.csv (run or suite).")],
+    paper: Annotated[str, typer.Option("--paper", help="Baseline key, e.g. hossain2018, hossain2018_corrected, martinez2017.")] = "hossain2018_corrected",
+    metric: Annotated[str, typer.Option("--metric", help="mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
+) -> None:
+    """liftbench vs a paper, per action group, with deltas; warns when datasets differ."""
+    from liftbench.report import compare_with_paper
+
+    table, warnings = compare_with_paper(results, paper, metric)
+    for w in warnings:
+        console.print(f"[yellow]note:[/] {w}", soft_wrap=True)
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Suite commands (run, noise, seqlen, status, report)."""

@@ -1,0 +1,254 @@
+"""Experiment configuration: one resolved, validated, hashable description of a run.
+
+Precedence, in one place: the lifter's paper defaults < a TOML file (``--config``) < explicit CLI
+options (``--epochs``, ``--seed``, ``--data`` ...) < ``--set key=value`` overrides. Unknown keys and
+wrong types are one-line ``ConfigError``s that list the valid keys. TOML layout::
+
+    [model]            # name + any field of the lifter's Config
+    name = "seq2seq"
+    hidden_size = 1024
+    [train]            # fields of TrainConfig
+    epochs = 100
+    [data]             # fields of DataConfig
+    name = "mocap-mini"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liftbench.errors import ConfigError
+from liftbench.models import LIFTERS
+from liftbench.models.base import build_config, config_fields
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe. ``None`` means: use the lifter's paper default (``Lifter.train_defaults``)."""
+
+    lr: float | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    lr_decay: float = 0.96  # lr * lr_decay ** (step / lr_decay_steps), updated every step (reference)
+    lr_decay_steps: int = 100000
+    seed: int = 0
+    max_windows_per_epoch: int = 0  # 0 = every training window each epoch; >0 = a seeded random subset
+    checkpoint_every_s: float = 300.0  # mid-epoch checkpoints for long epochs (wall-clock, resume-exact)
+
+    def validate(self) -> None:
+        for name in ("lr", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"train.{name} must be > 0, got {value}.")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}.")
+        if self.lr_decay_steps <= 0 or self.max_windows_per_epoch < 0:
+            raise ConfigError("train.lr_decay_steps must be > 0 and train.max_windows_per_epoch >= 0.")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "mocap-mini"
+    keypoints: str = ""  # '' = the dataset's default 2D source ('gt')
+    subset: float = 1.0  # keep the first fraction of every sequence (quick runs)
+    train_subjects: tuple[str, ...] = ()  # () = the dataset's default split
+    test_subjects: tuple[str, ...] = ()
+    train_noise: float = 0.0  # sigma (px) of Gaussian noise added to the training 2D input
+
+    def validate(self) -> None:
+        if not 0.0 < self.subset <= 1.0:
+            raise ConfigError(f"data.subset must be in (0, 1], got {self.subset}.")
+        if self.train_noise < 0:
+            raise ConfigError(f"data.train_noise must be >= 0 pixels, got {self.train_noise}.")
+
+
+SECTIONS = ("model", "train", "data")
+_SECTION_CLASSES = {"train": TrainConfig, "data": DataConfig}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: str
+    model_params: dict[str, Any]  # every field of the lifter's Config, resolved
+    train: TrainConfig
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def lifter_config(self) -> Any:
+        return build_config(LIFTERS.get(self.model).Config, self.model_params, where=f"model '{self.model}'")
+
+    def resolved_train(self) -> TrainConfig:
+        """TrainConfig with the lifter's paper defaults filled in for unset fields."""
+        defaults = LIFTERS.get(self.model).train_defaults
+        return dataclasses.replace(self.train, **{k: defaults[k] for k in ("lr", "batch_size", "epochs")
+                                                  if getattr(self.train, k) is None})
+
+    def to_dict(self) -> dict[str, Any]:
+        train = dataclasses.asdict(self.resolved_train())
+        data = dataclasses.asdict(self.data)
+        data["train_subjects"] = list(data["train_subjects"])
+        data["test_subjects"] = list(data["test_subjects"])
+        return {"model": {"name": self.model, **self.model_params}, "train": train, "data": data}
+
+    def config_hash(self) -> str:
+        """Stable 12-hex hash of everything that changes the numbers (not device, paths or progress)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}-{self.config_hash()}"
+
+    def toggles(self) -> dict[str, Any]:
+        cls = LIFTERS.get(self.model)
+        return {k: self.model_params[k] for k in cls.toggles}
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as a TOML value (numbers, booleans, strings, arrays); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}' (e.g. --set hidden_size=256).")
+        key, value = item.split("=", 1)
+        if not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{item}'.")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist; pass an existing TOML file to --config.")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from exc
+
+
+def _valid_keys(model: str) -> dict[str, set[str]]:
+    return {"model": set(config_fields(LIFTERS.get(model).Config)),
+            "train": set(config_fields(TrainConfig)), "data": set(config_fields(DataConfig))}
+
+
+def _route(key: str, model: str, where: str) -> tuple[str, str]:
+    """Map 'section.key' or a bare key to (section, key); a bare key must be unambiguous."""
+    valid = _valid_keys(model)
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in valid or name not in valid[section]:
+            listing = "; ".join(f"{s}: {', '.join(sorted(v))}" for s, v in valid.items())
+            raise ConfigError(f"{where}: unknown key '{key}'. Valid keys — {listing}.")
+        return section, name
+    owners = [s for s, names in valid.items() if key in names]
+    if not owners:
+        listing = "; ".join(f"{s}: {', '.join(sorted(v))}" for s, v in valid.items())
+        raise ConfigError(f"{where}: unknown key '{key}'. Valid keys — {listing}.")
+    if len(owners) > 1:
+        raise ConfigError(f"{where}: key '{key}' is ambiguous ({', '.join(owners)}); write it as "
+                          f"{' or '.join(f'{o}.{key}' for o in owners)}.")
+    return owners[0], key
+
+
+def _coerce(section_cls: type, name: str, value: Any, where: str) -> Any:
+    hints = {f.name: f.type for f in dataclasses.fields(section_cls)}
+    kind = str(hints[name])
+    if "tuple" in kind:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{name}' must be a list of names, got {value!r}.")
+        return tuple(value)
+    if kind.startswith("float") or kind == "float | None":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: '{name}' must be a number, got {value!r}.")
+        return float(value)
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: '{name}' must be an integer, got {value!r}.")
+        return value
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f"{where}: '{name}' must be a string, got {value!r}.")
+    return value
+
+
+def resolve_config(model: str | None = None, config_file: str | Path | None = None,
+                   options: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+                   base: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Build an ``ExperimentConfig``: defaults < ``base`` dict < TOML file < ``options`` < ``overrides``.
+
+    ``options`` and ``overrides`` map bare or dotted keys to values; ``None`` values are ignored.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if base:
+        layers.append(("suite/base config", base))
+    if config_file:
+        layers.append((str(config_file), read_toml(config_file)))
+    file_model = None
+    for where, layer in layers:
+        unknown = sorted(set(layer) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(SECTIONS)}.")
+        file_model = layer.get("model", {}).get("name", file_model)
+    model_name = model or file_model
+    if not model_name:
+        raise ConfigError("No model given: name one (e.g. `liftbench train seq2seq`) or set [model] name in the TOML file.")
+    model_name = LIFTERS.canonical(model_name)
+
+    values: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
+    for where, layer in layers:
+        for section in SECTIONS:
+            for key, value in layer.get(section, {}).items():
+                if section == "model" and key == "name":
+                    continue
+                sec, name = _route(f"{section}.{key}", model_name, where)
+                values[sec][name] = value
+    for where, layer in (("option", options or {}), ("--set", overrides or {})):
+        for key, value in layer.items():
+            if value is None:
+                continue
+            sec, name = _route(key, model_name, where)
+            values[sec][name] = value
+
+    lifter_cls = LIFTERS.get(model_name)
+    lifter_cfg = build_config(lifter_cls.Config, values["model"], where=f"model '{model_name}'")
+    sections = {}
+    for sec, cls in _SECTION_CLASSES.items():
+        coerced = {k: _coerce(cls, k, v, f"[{sec}]") for k, v in values[sec].items()}
+        obj = cls(**coerced)
+        obj.validate()
+        sections[sec] = obj
+    return ExperimentConfig(model_name, dataclasses.asdict(lifter_cfg), sections["train"], sections["data"])
+
+
+def config_from_dict(d: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild a config saved by ``to_dict`` (run directories, checkpoints)."""
+    model = dict(d["model"])
+    name = model.pop("name")
+    return resolve_config(name, base={"model": model, "train": d.get("train", {}), "data": d.get("data", {})})
+
+
+def toml_dumps(d: dict[str, Any]) -> str:
+    """Minimal TOML writer for resolved configs (flat sections of scalars and string lists)."""
+    lines = []
+    for section, body in d.items():
+        lines.append(f"[{section}]")
+        for key, value in body.items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,22 @@
+"""Data layer: one representation (``PoseDataset``), two sources (``h36m``, ``mocap-mini``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from liftbench.data.dataset import PoseDataset, Sequence  # noqa: F401
+from liftbench.data.source import DATASETS, DatasetSource, cache_home  # noqa: F401
+from liftbench.data import h36m, mocap  # noqa: F401,E402  (registration side effect)
+
+DEFAULT_DATASET = "mocap-mini"
+
+
+def get_source(name: str) -> DatasetSource:
+    return DATASETS.get(name)()
+
+
+def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
+                 keypoints: str | None = None) -> PoseDataset:
+    """Load a registered dataset into memory (building/caching it first if the source needs to)."""
+    source = get_source(name)
+    return source.load(Path(data_dir).expanduser() if data_dir else None, keypoints or source.default_keypoints)

@@ -1,0 +1,209 @@
+"""Evaluation engine: every test frame predicted and scored exactly once, aggregated as published.
+
+* Inference: one causal window per frame (``windows.causal_window_index``); the prediction of
+  frame t is the LAST output of the window ending at t; batched on the model's device.
+* Coverage: the set of (subject, action, camera, frame) scored is rebuilt from the prediction
+  arrays and compared with the test split; a missing or duplicated frame raises ``CoverageError``.
+* Aggregation (labelled in every row): per action group (first word of the action), frame-weighted
+  over subjects, takes and cameras; ``action_mean`` = unweighted mean over groups (the headline);
+  ``frame_mean`` = mean over all frames; optional ``video_mean`` = Hossain's reference weighting
+  (mean of per-video means within a group, then over groups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from liftbench import metrics as M
+from liftbench.data.dataset import Sequence
+from liftbench.data.normalize import outputs_to_poses
+from liftbench.data.skeleton import JOINT_NAMES, OUTPUT_DIM, action_group, root_centre
+from liftbench.data.windows import build_table, causal_window_index
+from liftbench.errors import CoverageError, DataError
+from liftbench.models.base import Lifter, NormStats
+from liftbench.results import write_bytes_atomic
+
+FRAME_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "pck150", "auc")
+TEMPORAL_METRICS = ("mpjve", "accel_error", "jitter", "jitter_gt")
+UNITS = {"mpjpe": "mm", "p_mpjpe": "mm", "n_mpjpe": "mm", "pck150": "%", "auc": "%", "mpjve": "mm/frame",
+         "accel_error": "mm/frame^2", "jitter": "mm/frame^2", "jitter_gt": "mm/frame^2"}
+HIGHER_IS_BETTER = {"pck150": True, "auc": True}
+
+
+@dataclass
+class Predictions:
+    """Per-frame predictions of a test split, in sequence order; poses root-relative, camera frame, mm."""
+
+    subject: np.ndarray  # (M,) str
+    action: np.ndarray  # (M,) str
+    camera: np.ndarray  # (M,) int 0-3
+    frame: np.ndarray  # (M,) int
+    pred: np.ndarray  # (M, 17, 3) float32
+    target: np.ndarray  # (M, 17, 3) float32
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def save(self, path) -> None:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, subject=self.subject.astype(str), action=self.action.astype(str),
+                            camera=self.camera.astype(np.int64), frame=self.frame.astype(np.int64),
+                            pred=self.pred.astype(np.float32), target=self.target.astype(np.float32))
+        write_bytes_atomic(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path) -> Predictions:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["subject"], z["action"], z["camera"], z["frame"], z["pred"], z["target"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path} is not a liftbench predictions.npz ({exc}); re-run evaluate "
+                            "with --save-predictions.") from exc
+
+    def segments(self) -> list[slice]:
+        """Contiguous row ranges of one (subject, action, camera) video each."""
+        change = np.ones(len(self), dtype=bool)
+        change[1:] = ((self.subject[1:] != self.subject[:-1]) | (self.action[1:] != self.action[:-1])
+                      | (self.camera[1:] != self.camera[:-1]) | (self.frame[1:] != self.frame[:-1] + 1))
+        bounds = np.append(np.flatnonzero(change), len(self))
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@torch.no_grad()
+def predict_sequences(model: Lifter, stats: NormStats, sequences: list[Sequence], device: torch.device,
+                      batch_size: int = 2048) -> Predictions:
+    """Causal predictions for every frame of ``sequences`` (no per-frame Python loop)."""
+    if not sequences:
+        raise DataError("The test split is empty: check test_subjects and the dataset (liftbench data info).")
+    model.eval().to(device)
+    table = build_table(sequences, stats)
+    index = torch.from_numpy(causal_window_index(table, model.window)).to(device)  # (F, T)
+    inputs = torch.from_numpy(table.inputs).to(device)  # (F, 32)
+    stats_dev = stats.to(device)
+    out = torch.empty((table.n_frames, OUTPUT_DIM), dtype=torch.float32, device=device)  # (F, 48)
+    for a in range(0, table.n_frames, batch_size):
+        windows = inputs[index[a : a + batch_size]]  # (b, T, 32)
+        out[a : a + batch_size] = stats_dev.unnormalize_output(model.predict_last(windows))  # (b, 48) mm
+    pred = outputs_to_poses(out.cpu().numpy().astype(np.float64)).astype(np.float32)  # (F, 17, 3)
+    target = np.concatenate([root_centre(s.joints_3d.astype(np.float64)) for s in sequences]).astype(np.float32)
+    seq_ids = table.sequence_ids()
+    keys = table.keys
+    return Predictions(
+        subject=np.array([keys[i][0] for i in range(len(keys))])[seq_ids],
+        action=np.array([keys[i][1] for i in range(len(keys))])[seq_ids],
+        camera=np.array([keys[i][2] for i in range(len(keys))], dtype=np.int64)[seq_ids],
+        frame=table.frame_numbers(), pred=pred, target=target)
+
+
+def check_coverage(sequences: list[Sequence], preds: Predictions) -> int:
+    """Raise ``CoverageError`` unless every test frame is scored exactly once; returns the frame count."""
+    key_index = {s.key: i for i, s in enumerate(sequences)}
+    lengths = np.array([s.n_frames for s in sequences], dtype=np.int64)
+    big = int(lengths.max()) + 1
+    expected = np.concatenate([i * big + np.arange(n) for i, n in enumerate(lengths)])  # (F,)
+    triples = list(zip(preds.subject.tolist(), preds.action.tolist(), preds.camera.tolist()))
+    unknown = {t for t in set(triples) if t not in key_index}
+    if unknown:
+        raise CoverageError(f"Evaluation scored {len(unknown)} video(s) that are not in the test split, e.g. "
+                            f"{sorted(unknown)[0]}; this is a bug in the evaluator, not in your data.")
+    ids = np.array([key_index[t] for t in triples], dtype=np.int64)
+    scored = ids * big + preds.frame.astype(np.int64)
+    values, counts = np.unique(scored, return_counts=True)
+    dup = values[counts > 1]
+    missing = np.setdiff1d(expected, values, assume_unique=True)
+    outside = np.setdiff1d(values, expected, assume_unique=True)
+    if len(dup) or len(missing) or len(outside):
+        def describe(code: int) -> str:
+            s = sequences[int(code) // big]
+            return f"{s.subject}/{s.action}/cam{s.camera}/frame{int(code) % big}"
+        parts = []
+        if len(missing):
+            parts.append(f"{len(missing)} test frame(s) never scored (e.g. {describe(missing[0])})")
+        if len(dup):
+            parts.append(f"{len(dup)} frame(s) scored more than once (e.g. {describe(dup[0])})")
+        if len(outside):
+            parts.append(f"{len(outside)} scored frame(s) outside the sequences")
+        raise CoverageError("Evaluation coverage check failed: " + "; ".join(parts) + f" (expected {len(expected)}).")
+    return len(expected)
+
+
+def per_frame_metrics(preds: Predictions) -> dict[str, np.ndarray]:
+    """Frame metrics over all M frames, shape (M,) each."""
+    pred, target = preds.pred, preds.target
+    return {"mpjpe": M.mpjpe(pred, target), "p_mpjpe": M.p_mpjpe(pred, target), "n_mpjpe": M.n_mpjpe(pred, target),
+            "pck150": 100.0 * M.pck(pred, target, threshold=150.0), "auc": 100.0 * M.auc(pred, target)}
+
+
+def temporal_metrics(preds: Predictions) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Temporal metrics per video (never differencing across two videos): name -> (values, row of each value)."""
+    out: dict[str, list] = {m: [[], []] for m in TEMPORAL_METRICS}
+    for seg in preds.segments():
+        p, t = preds.pred[seg], preds.target[seg]
+        rows = np.arange(seg.start, seg.stop)
+        if len(rows) >= 2:
+            out["mpjve"][0].append(M.mpjve(p, t))
+            out["mpjve"][1].append(rows[1:])
+        if len(rows) >= 3:
+            for name, values in (("accel_error", M.accel_error(p, t)), ("jitter", M.jitter(p)), ("jitter_gt", M.jitter(t))):
+                out[name][0].append(values)
+                out[name][1].append(rows[2:])
+    return {m: (np.concatenate(v) if v else np.zeros(0), np.concatenate(r).astype(np.int64) if r else np.zeros(0, np.int64))
+            for m, (v, r) in out.items()}
+
+
+def _aggregate(values: np.ndarray, groups: np.ndarray, videos: np.ndarray | None) -> list[tuple[str, str, str, float, int]]:
+    """(slice_type, slice, averaging, value, n) rows for one metric from per-frame values."""
+    rows = []
+    if len(values) == 0:
+        return rows
+    names, inverse = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inverse, weights=values.astype(np.float64))
+    counts = np.bincount(inverse)
+    group_means = sums / counts
+    for name, mean, n in zip(names, group_means, counts):
+        rows.append(("action", str(name), "frame-weighted within action group", float(mean), int(n)))
+    rows.append(("all", "action_mean", "unweighted mean over action groups", float(group_means.mean()), int(counts.sum())))
+    rows.append(("all", "frame_mean", "mean over all frames", float(values.mean(dtype=np.float64)), len(values)))
+    if videos is not None:
+        vid_names, vid_inv = np.unique(videos, return_inverse=True)
+        vid_means = np.bincount(vid_inv, weights=values.astype(np.float64)) / np.bincount(vid_inv)
+        vid_group = np.empty(len(vid_names), dtype=object)
+        vid_group[vid_inv] = groups
+        per_group = [vid_means[vid_group == g].mean() for g in names]
+        rows.append(("all", "video_mean", "mean of per-video means per group, then over groups (Hossain reference)",
+                     float(np.mean(per_group)), int(counts.sum())))
+    return rows
+
+
+def score(preds: Predictions, video_mean: bool = False, per_joint: bool = True) -> list[dict]:
+    """Aggregate every metric into tidy rows (metric, slice_type, slice, averaging, value, unit, n_frames)."""
+    groups = np.array([action_group(a) for a in preds.action])
+    videos = np.char.add(np.char.add(np.char.add(preds.subject.astype(str), "|"), np.char.add(preds.action.astype(str), "|")),
+                         preds.camera.astype(str)) if video_mean else None
+    rows = []
+    for metric, values in per_frame_metrics(preds).items():
+        for slice_type, slc, averaging, value, n in _aggregate(values, groups, videos):
+            rows.append({"metric": metric, "slice_type": slice_type, "slice": slc, "averaging": averaging,
+                         "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER.get(metric, False),
+                         "n_frames": n})
+    for metric, (values, at) in temporal_metrics(preds).items():
+        for slice_type, slc, averaging, value, n in _aggregate(values, groups[at], videos[at] if videos is not None else None):
+            rows.append({"metric": metric, "slice_type": slice_type, "slice": slc, "averaging": averaging,
+                         "value": value, "unit": UNITS[metric], "higher_is_better": False, "n_frames": n})
+    if per_joint:
+        aligned = M.procrustes_align(preds.pred, preds.target)
+        for metric, errors in (("mpjpe", M.per_joint_error(preds.pred, preds.target)),
+                               ("p_mpjpe", M.per_joint_error(aligned, preds.target))):
+            names, inverse = np.unique(groups, return_inverse=True)
+            for j, joint in enumerate(JOINT_NAMES):
+                sums = np.bincount(inverse, weights=errors[:, j])
+                value = float((sums / np.bincount(inverse)).mean())
+                rows.append({"metric": metric, "slice_type": "joint", "slice": joint,
+                             "averaging": "unweighted mean over action groups", "value": value, "unit": "mm",
+                             "higher_is_better": False, "n_frames": len(errors)})
+    return rows

@@ -1,0 +1,13 @@
+"""Model registry. Built-in lifters register themselves on import; plug-ins come from the
+``liftbench.models`` entry-point group. Adding a lifter means adding one file here (and one
+import line below) or shipping it in your own package with an entry point."""
+
+from liftbench.models.base import (  # noqa: F401
+    LIFTERS,
+    Lifter,
+    NormStats,
+    create_lifter,
+    list_lifters,
+    trainable_parameters,
+)
+from liftbench.models import mlp, seq2seq  # noqa: F401,E402  (registration side effect)
