@@ -132,11 +132,13 @@ def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_
     run_dir = Path(run_dir) if run_dir else run_directory(cfg, out_dir)
     config = cfg.to_dict()
     ckpt_path = run_dir / CHECKPOINT
+    meta_path = run_dir / RUN_META
+    if meta_path.is_file() and ckpt_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("state") == "done" and meta.get("config_hash") == cfg.config_hash():
+            return TrainOutcome(run_dir, cfg.run_id, TrainState(epoch=cfg.resolved_train().epochs, finished=True),
+                                skipped=True)
     if ckpt_path.exists() and not resume:
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["finished"] and ckpt["config"] == config:
-            return TrainOutcome(run_dir, cfg.run_id, TrainState(epoch=ckpt["epoch"], history=ckpt["history"],
-                                                                finished=True), skipped=True)
         raise CheckpointError(f"{run_dir} already holds an unfinished run; pass --resume to continue it, "
                               "or choose another --out.")
     dev = resolve_device(device)

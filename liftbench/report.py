@@ -81,3 +81,204 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe") -
             cells += [_fmt(p), _fmt(mine.get(s, np.nan) - p)]
         table.add_row("Avg" if s == "action_mean" else s, *cells)
     return table, warnings
+
+
+# --------------------------------------------------------------------------------------------
+# Suite reports
+# --------------------------------------------------------------------------------------------
+
+HEADLINE_METRICS = {"ablation": ["mpjpe", "p_mpjpe"], "noise": ["p_mpjpe", "mpjpe"], "seqlen": ["mpjpe", "p_mpjpe"],
+                    "jitter": ["mpjpe", "mpjve", "accel_error", "jitter", "jitter_gt"]}
+METRIC_LABEL = {"mpjpe": "P1 MPJPE", "p_mpjpe": "P2 P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
+                "accel_error": "accel err", "jitter": "jitter", "jitter_gt": "GT jitter", "pck150": "PCK150", "auc": "AUC"}
+
+
+def _mean_sd(sub: pd.DataFrame) -> str:
+    if sub.empty:
+        return "—"
+    r = sub.iloc[0]
+    sd = "" if r["n"] < 2 or r["sd"] != r["sd"] else f" ± {r['sd']:.1f}"
+    return f"{r['mean']:.1f}{sd} (n={int(r['n'])})"
+
+
+def _load_suite_files(directory: Path):
+    from liftbench.results import read_rows
+    import json
+
+    directory = Path(directory)
+    manifest_path = directory / "manifest.json"
+    if not (directory / "summary.csv").exists() or not manifest_path.exists():
+        raise ConfigError(f"{directory} is not a suite directory (no summary.csv / manifest.json); run a suite first.")
+    rows = read_rows(directory / "results.csv")
+    summary = pd.read_csv(directory / "summary.csv", keep_default_na=False, na_values=["nan", "NaN"])
+    return rows, summary, json.loads(manifest_path.read_text())
+
+
+def headline_frame(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per (variant, seq_len, test_noise) with mean/sd/n per metric at slice action_mean."""
+    s = summary[(summary["slice_type"] == "all") & (summary["slice"] == "action_mean") & summary["metric"].isin(metrics)].copy()
+    for c in ("seq_len", "test_noise"):
+        s[c] = pd.to_numeric(s[c], errors="coerce")
+    return s
+
+
+def suite_tables(directory: Path) -> tuple[list[Table], str]:
+    """Rich tables and the Markdown text of a suite report."""
+    rows, summary, manifest = _load_suite_files(directory)
+    suite = manifest.get("suite", "")
+    metrics = HEADLINE_METRICS.get(suite, ["mpjpe", "p_mpjpe"])
+    head = headline_frame(summary, metrics)
+    variants = list(dict.fromkeys(r["variant"] for r in manifest["runs"]))
+    tables, md = [], [f"# liftbench suite report: {suite} ({manifest.get('preset', '')})", "",
+                      f"Directory: `{directory}`. Values: mean ± sd over seeds (n) of the action-group average "
+                      "(unweighted mean over action groups, every test frame scored exactly once).", ""]
+    paper = _paper_values(suite)
+    conditions = head[["variant", "seq_len", "test_noise"]].drop_duplicates()
+    conditions["order"] = conditions["variant"].map({v: i for i, v in enumerate(variants)})
+    conditions = conditions.sort_values(["order", "seq_len", "test_noise"])
+    ref = head[head["variant"] == "full"] if suite == "ablation" else None
+    table = Table(title=f"{suite}: headline metrics (mm; {rows['dataset'].iloc[0] if len(rows) else ''})")
+    cols = ["variant", "seq_len", "noise px"] + [METRIC_LABEL.get(m, m) for m in metrics]
+    if ref is not None:
+        cols += ["Δ P1 vs full"]
+    if paper is not None:
+        cols += ["paper (H36M)"]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "variant" else "right")
+    md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, c in conditions.iterrows():
+        sel = head[(head["variant"] == c["variant"]) & (head["seq_len"] == c["seq_len"]) & (head["test_noise"] == c["test_noise"])]
+        cells = [c["variant"], f"{int(c['seq_len'])}", f"{c['test_noise']:g}"] + [_mean_sd(sel[sel["metric"] == m]) for m in metrics]
+        if ref is not None:
+            r = ref[(ref["metric"] == "mpjpe") & (ref["test_noise"] == c["test_noise"])]
+            mine = sel[sel["metric"] == "mpjpe"]
+            cells.append(f"{mine['mean'].iloc[0] - r['mean'].iloc[0]:+.1f}" if len(r) and len(mine) else "—")
+        if paper is not None:
+            cells.append(paper(c))
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    tables.append(table)
+    md += ["", "Paper values are published Human3.6M numbers (baselines/), shown for orientation only; "
+           "they are not liftbench results and not comparable when the dataset differs.", ""]
+    errors = rows[rows["status"].astype(str) == "error"]
+    if len(errors):
+        md += ["## Failed runs", ""] + [f"- {r.variant} seed {r.seed}: {r.error}" for r in errors.itertuples()] + [""]
+    return tables, "\n".join(md)
+
+
+def _paper_values(suite: str):
+    """A function condition -> published value string, for suites with a paper table."""
+    try:
+        from liftbench.baselines import load_baselines
+    except ImportError:
+        return None
+    try:
+        if suite == "ablation":
+            pub = load_baselines("hossain2018_table4")
+            def lookup(c):
+                sel = pub[pub["variant"] == c["variant"]]
+                return f"{sel['value'].iloc[0]:.1f} (P1)" if len(sel) else "—"
+            return lookup
+        if suite == "noise":
+            pub = load_baselines("hossain2018_table3_noise")
+            def lookup(c):
+                method = "Martinez" if c["variant"] == "mlp" else "Ours"
+                sel = pub[pub["method"].astype(str).str.contains(method) & (pd.to_numeric(pub["noise_sigma_px"], errors="coerce") == c["test_noise"])]
+                return f"{sel['value'].iloc[0]:.1f} (P2)" if len(sel) else "—"
+            return lookup
+    except Exception:  # noqa: BLE001 - a missing/changed baseline file must not break a report
+        return None
+    return None
+
+
+def suite_plots(directory: Path) -> list[Path]:
+    """PNG plots: error vs sigma / sequence length with seed spread, ablation bars with deltas, training curves."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, summary, manifest = _load_suite_files(directory)
+    plots = Path(directory) / "plots"
+    plots.mkdir(exist_ok=True)
+    written = []
+    head = headline_frame(summary, ["mpjpe", "p_mpjpe"])
+    for axis, label in (("test_noise", "test noise sigma (px)"), ("seq_len", "sequence length T")):
+        if head[axis].nunique() > 1:
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+            for ax, metric in zip(axes, ("mpjpe", "p_mpjpe")):
+                for variant, g in head[head["metric"] == metric].groupby("variant", sort=False):
+                    g = g.sort_values(axis)
+                    ax.plot(g[axis], g["mean"], marker="o", label=variant)
+                    if (g["n"] > 1).any():
+                        ax.fill_between(g[axis], g["ci95_low"], g["ci95_high"], alpha=0.2)
+                ax.set_xlabel(label)
+                ax.set_ylabel(f"{METRIC_LABEL[metric]} (mm)")
+                ax.grid(alpha=0.3)
+                ax.legend()
+            fig.suptitle(f"{manifest.get('suite')}: error vs {label} (mean, 95% CI over seeds)")
+            fig.tight_layout()
+            path = plots / f"error_vs_{axis}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+    p1 = head[(head["metric"] == "mpjpe") & (head["test_noise"] == head["test_noise"].min())]
+    if p1["variant"].nunique() > 1 and head["seq_len"].nunique() == 1:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        order = list(dict.fromkeys(r["variant"] for r in manifest["runs"]))
+        p1 = p1.set_index("variant").reindex([v for v in order if v in set(p1["variant"])])
+        err = p1["sd"].fillna(0).to_numpy()
+        bars = ax.bar(p1.index, p1["mean"], yerr=err, capsize=4, color="#4C72B0")
+        ref = p1["mean"].get("full", np.nan)
+        for bar, value, e in zip(bars, p1["mean"], err):
+            text = f"{value:.1f}" + (f" ({value - ref:+.1f})" if ref == ref and value != ref else "")
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + e), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, float(np.nanmax(p1["mean"].to_numpy() + err)) * 1.15)
+        ax.set_ylabel("P1 MPJPE (mm)")
+        ax.set_title(f"{manifest.get('suite')}: P1 per variant (Δ vs full)")
+        ax.tick_params(axis="x", rotation=30)
+        fig.tight_layout()
+        path = plots / "variants_p1.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    root = Path(directory).parent / "runs"
+    drawn = 0
+    for run in manifest["runs"]:
+        log = root / run["run_id"] / "metrics.jsonl"
+        if log.exists():
+            recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            if recs and "test_mpjpe" in recs[0]:
+                ax.plot([r["epoch"] for r in recs], [r["test_mpjpe"] for r in recs], marker=".",
+                        label=f"{run['variant']} s{run['seed']}" + (f" {run['axis_value']}" if run.get("axis_key") else ""))
+                drawn += 1
+    if drawn:
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test P1 (mm)")
+        ax.set_title("training curves (test MPJPE per epoch)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = plots / "training_curves.png"
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def render_suite(directory: Path, console) -> list[Path]:
+    """Print the suite tables and write report.md and plots; returns the written paths."""
+    from liftbench.results import write_text_atomic
+
+    tables, md = suite_tables(Path(directory))
+    for t in tables:
+        console.print(t)
+    plots = suite_plots(Path(directory))
+    md += "\n## Plots\n\n" + "\n".join(f"![{p.stem}](plots/{p.name})" for p in plots) + "\n"
+    path = Path(directory) / "report.md"
+    write_text_atomic(path, md)
+    return [path, *plots]

@@ -32,7 +32,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """liftbench: train, evaluate and compare lifters on Human3.6M or the embedded mocap-mini."""
 
 
-from liftbench.cli import data_cmd, model_cmd, suite_cmd  # noqa: E402,F401  (command registration)
+from liftbench.cli import bench_cmd, check_cmd, data_cmd, model_cmd, suite_cmd  # noqa: E402,F401  (command registration)
 
 
 def main(argv: list[str] | None = None) -> int:

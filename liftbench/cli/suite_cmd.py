@@ -1,1 +1,180 @@
-"""Suite commands (run, noise, seqlen, status, report)."""
+"""`liftbench run | noise | seqlen | jitter | status | report`: benchmark suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from liftbench.cli import app
+from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, KeypointsOpt, console
+
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="smoke (2-core CPU, minutes) or paper (paper hyper-parameters, GPU).", rich_help_panel="Suite")]
+SeedsOpt = Annotated[int, typer.Option("--seeds", help="Run every configuration with N seeds (0..N-1).", rich_help_panel="Suite")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Results root: runs in OUT/runs, suite tables in OUT/<suite>-<preset>-<data>.", rich_help_panel="Suite")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key in every run, e.g. --set train.epochs=2.", rich_help_panel="Suite")]
+ExecOpt = Annotated[str, typer.Option("--executor", help="local (default) or ray (pip install 'liftbench\\[ray]').", rich_help_panel="Scale-out")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="local executor: trials in parallel worker processes.", rich_help_panel="Scale-out")]
+DevicesOpt = Annotated[str | None, typer.Option("--devices", help="local workers: devices round-robin, e.g. cuda:0,cuda:1.", rich_help_panel="Scale-out")]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster: auto or ray://host:port (default: start a local Ray).", rich_help_panel="Scale-out")]
+GpusPerTrialOpt = Annotated[float, typer.Option("--gpus-per-trial", help="Ray: GPU share per trial (0.25 packs four per GPU).", rich_help_panel="Scale-out")]
+CpusPerTrialOpt = Annotated[float, typer.Option("--cpus-per-trial", help="Ray: CPUs per trial.", rich_help_panel="Scale-out")]
+
+
+def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, device, out, set_, test_noise=None,
+             axis_values=None, train_noise=None, executor="local", workers=1, extra_overrides=None,
+             devices=None, ray_address=None, gpus_per_trial=0.0, cpus_per_trial=1.0) -> None:
+    from liftbench.cli.progress import RichTrainProgress, make_progress
+    from liftbench.config import parse_assignments
+    from liftbench.report import render_suite
+    from liftbench.runner import run_suite, suite_dir
+    from liftbench.suites import expand, load_suite
+
+    suite = load_suite(suite_name)
+    overrides = {**(extra_overrides or {}), **parse_assignments(set_)}
+    if data:
+        overrides["data.name"] = data
+    if keypoints:
+        overrides["data.keypoints"] = keypoints
+    if train_noise is not None:
+        overrides["data.train_noise"] = train_noise
+    specs = expand(suite, preset, seeds=seeds, overrides=overrides, test_noise=test_noise, axis_values=axis_values)
+    preset = preset or suite.default_preset
+    directory = suite_dir(out, suite.name, preset, specs[0].config.data.name)
+    console.print(f"[bold]{suite.name}[/] v{suite.version} preset={preset}: {len(specs)} run(s) x "
+                  f"{len(specs[0].test_noise)} test condition(s) -> {directory}")
+    exec_obj = None
+    if executor != "local" or workers > 1:
+        from liftbench.executors import get_executor
+
+        if executor == "ray":
+            exec_obj = get_executor("ray", address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+        else:
+            exec_obj = get_executor(executor, workers=workers, devices=[d for d in (devices or "").split(",") if d])
+    with make_progress() as progress:
+        overall = progress.add_task(f"suite {suite.name}", total=len(specs), info="")
+        trial_bar = RichTrainProgress(progress)
+
+        def on_start(i, spec):
+            trial_bar.label = f"{spec.variant} s{spec.seed}" + (f" {spec.axis_key.split('.')[-1]}={spec.axis_value}" if spec.axis_key else "")
+            return trial_bar
+
+        def on_end(i, result):
+            trial_bar.finish()
+            state = "error: " + result.error if result.error else ("trained" if result.trained else "already trained")
+            progress.update(overall, advance=1, info=f"last: {result.spec.variant} ({state})")
+
+        rows, summary, results = run_suite(specs, out, directory, data_dir=data_dir, device=device,
+                                           info={"suite": suite.name, "version": suite.version, "preset": preset},
+                                           on_trial_start=on_start, on_trial_end=on_end, executor=exec_obj)
+    trained = sum(r.trained for r in results)
+    failed = [r for r in results if r.error]
+    render_suite(directory, console)
+    console.print(f"{len(results)} run(s): {trained} trained now, {len(results) - trained - len(failed)} reused, "
+                  f"{len(failed)} failed. Files: {directory}/results.csv, summary.csv, report.md, plots/")
+    if failed:
+        for r in failed:
+            console.print(f"[red]failed[/] {r.spec.variant} seed {r.spec.seed}: {r.error}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command("run", rich_help_panel="Suites")
+def run(suite: Annotated[str | None, typer.Argument(help="Suite name (see --list) or a suite TOML path.")] = None,
+        list_: Annotated[bool, typer.Option("--list", help="List the suites and exit.")] = False,
+        preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+        seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
+        executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+    """Run a benchmark suite (ablation, noise, seqlen, jitter); finished runs are reused, interrupted ones resumed."""
+    from liftbench.suites import load_suite, suite_files
+
+    if list_ or suite is None:
+        table = Table(title="Suites (configs/suites)")
+        for col in ("name", "version", "presets", "description"):
+            table.add_column(col, overflow="fold")
+        for name in suite_files():
+            s = load_suite(name)
+            table.add_row(s.name, str(s.version), ", ".join(s.presets), s.description)
+        console.print(table)
+        return
+    _execute(suite, preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
+             out=out, set_=set_, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+
+
+@app.command("noise", rich_help_panel="Suites")
+def noise(sigma: Annotated[str, typer.Option("--sigma", help="Test noise in px: a..b (with --step), 0,5,10 or one value.")] = "5..20",
+          step: Annotated[float, typer.Option("--step", help="Step of an a..b range.")] = 5.0,
+          train_noise: Annotated[float | None, typer.Option("--train-noise", help="Also train on noisy 2D (sigma px).")] = None,
+          preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+          seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
+          executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+    """Paper Table 3: train once on clean 2D, test with Gaussian noise of each sigma (sigma 0 always included)."""
+    from liftbench.suites import parse_range
+
+    sigmas = sorted({0.0, *parse_range(sigma, step, "--sigma")})
+    if any(s < 0 for s in sigmas):
+        from liftbench.errors import ConfigError
+        raise ConfigError(f"--sigma values must be >= 0 pixels, got {sigma}.")
+    _execute("noise", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
+             out=out, set_=set_, test_noise=sigmas, train_noise=train_noise, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+
+
+@app.command("seqlen", rich_help_panel="Suites")
+def seqlen(lengths: Annotated[str, typer.Option("--lengths", help="Sequence lengths: a..b, or a list 2,5,10.")] = "2..10",
+           preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+           seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
+           executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+    """Paper Figure 3: the seq2seq model trained and scored for each sequence length."""
+    from liftbench.errors import ConfigError
+    from liftbench.suites import parse_range
+
+    values = parse_range(lengths, 1.0, "--lengths")
+    if any(v < 1 or v != int(v) for v in values):
+        raise ConfigError(f"--lengths must be whole numbers >= 1, got {lengths}.")
+    _execute("seqlen", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
+             out=out, set_=set_, axis_values=[int(v) for v in values], executor=executor, workers=workers, devices=devices, ray_address=ray_address,
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+
+
+@app.command("jitter", rich_help_panel="Suites")
+def jitter(preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+           seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
+           executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+    """Temporal quality: MPJVE, acceleration error and jitter for the MLP and seq2seq with/without smoothness."""
+    _execute("jitter", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
+             out=out, set_=set_, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+
+
+@app.command("status", rich_help_panel="Suites")
+def status(directory: Annotated[Path, typer.Argument(help="A suite directory, or the results root holding several.")] = Path("results")) -> None:
+    """done / running / interrupted / pending for every run of a suite (works while it runs)."""
+    from liftbench.status import suite_status
+
+    for title, rows in suite_status(directory):
+        table = Table(title=title)
+        for col in ("run_id", "variant", "seed", "axis", "state"):
+            table.add_column(col)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["state"]] = counts.get(r["state"], 0) + 1
+            colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "trained": "blue"}.get(r["state"], "white")
+            table.add_row(r["run_id"], r["variant"], str(r["seed"]), str(r["axis"]), f"[{colour}]{r['state']}[/]")
+        console.print(table)
+        console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+
+
+@app.command("report", rich_help_panel="Suites")
+def report(directory: Annotated[Path, typer.Argument(help="A suite directory (results/<suite>-<preset>-<data>).")]) -> None:
+    """Rich tables, report.md and PNG plots from a suite's results.csv / summary.csv."""
+    from liftbench.report import render_suite
+
+    paths = render_suite(directory, console)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")

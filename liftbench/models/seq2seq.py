@@ -1,1 +1,174 @@
-"""Placeholder: being written."""
+"""Hossain & Little, "Exploiting temporal information for 3D human pose estimation", ECCV 2018.
+
+A faithful port of the released TF code (rayat137/Pose_3D ``temporal_3d_release/temporal_model.py``;
+facts in ``reference_implementations.md`` §1 and pitfalls §7). Encoder and decoder are ONE
+layer-normalised LSTM layer each (``lnlstm.LNLSTMCell``), with separate weights, wrapped like TF's
+``OutputProjection(InputProjection(DropoutWrapper(LayerNormBasicLSTMCell)))``. Per step:
+
+1. input projection Linear(in -> H, bias), Glorot weights, zero bias;
+2. dropout on the projected input;
+3. the LN-LSTM cell, with recurrent dropout on the candidate g;
+4. dropout on h for the OUTPUT only: the carried state (c, h) is not dropped (TF DropoutWrapper);
+5. (decoder) output projection Linear(H -> 48);
+6. (decoder, ``residual``) + this step's decoder input, i.e. the previous output.
+
+All three dropouts use the same probability with a fresh mask every step. The encoder reads the
+window time-reversed (t, t-1, ..., t-T+1) from the zero state; its per-step outputs are unused, so its
+output projection (which gets no gradient in the reference) is not created. The decoder starts from
+the encoder's final (c, h) with a START vector of ONES and then feeds back its own previous output
+(no teacher forcing, in training and test; gradients flow through the feedback). Output k is frame
+t-T+1+k (forward time order).
+
+Loss (§1.6), in millimetres: mean((gt - pred)^2) + smoothness * mean(w_d * (pred[t+1] - pred[t])^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM, SMOOTHNESS_JOINT_WEIGHTS
+from liftbench.errors import ConfigError
+from liftbench.models.base import LIFTERS, Lifter, NormStats
+from liftbench.models.lnlstm import LNLSTMCell, State
+
+# Dropout sites, one fresh (B, H) mask per site and step: rows of the (5, T, B, H) mask tensor.
+_ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
+
+
+def _glorot_linear(in_features: int, out_features: int) -> nn.Linear:
+    """TF 1.x ``_Linear`` defaults: Glorot-uniform kernel, zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.xavier_uniform_(layer.weight)  # symmetric in fan_in/fan_out, so the (out, in) layout is fine
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+@LIFTERS.register("seq2seq", "hossain")
+class Seq2SeqLifter(Lifter):
+    """Sequence-to-sequence LN-LSTM lifter: (B, T, 32) normalised 2D -> (B, T, 48) normalised 3D."""
+
+    @dataclass(frozen=True)
+    class Config:
+        hidden_size: int = 1024  # --linear_size: LSTM units and projection width
+        seq_len: int = 5  # frames per window (T)
+        residual: bool = True  # decoder output = projection + previous output
+        layer_norm: bool = True  # LN on each gate and on the cell state (else: plain LSTM with bias)
+        dropout: float = 0.5  # probability (reference keep_prob 0.5) on projected input, g and h
+        smoothness: float = 5.0  # beta of the weighted first-difference loss term; 0 = off
+        layer_norm_eps: float = 1e-12  # TF 1.x contrib layer_norm variance epsilon
+        implementation: str = "fast"  # "fast" (hoisted/grouped) or "plain" (per-step reference)
+
+        def validate(self) -> None:
+            where = "lifter 'seq2seq'"
+            if self.hidden_size < 1:
+                raise ConfigError(f"{where}: 'hidden_size' must be >= 1, got {self.hidden_size}.")
+            if self.seq_len < 1:
+                raise ConfigError(f"{where}: 'seq_len' must be >= 1, got {self.seq_len}.")
+            if not 0.0 <= self.dropout < 1.0:
+                raise ConfigError(f"{where}: 'dropout' is a probability in [0, 1), got {self.dropout}.")
+            if self.smoothness < 0.0:
+                raise ConfigError(f"{where}: 'smoothness' must be >= 0, got {self.smoothness}.")
+            if self.layer_norm_eps <= 0.0:
+                raise ConfigError(f"{where}: 'layer_norm_eps' must be > 0, got {self.layer_norm_eps}.")
+            if self.implementation not in ("fast", "plain"):
+                raise ConfigError(f"{where}: 'implementation' must be 'fast' or 'plain', got {self.implementation!r}.")
+
+    paper = ("Hossain & Little, Exploiting temporal information for 3D human pose estimation, ECCV 2018 "
+             "(code: rayat137/Pose_3D)")
+    reference_params = 16_930_864  # trained variables of the released checkpoint (enc. output proj. excluded)
+    input_kind = "sequence"
+    toggles = ("residual", "layer_norm", "dropout", "smoothness", "seq_len")
+    train_defaults = {"lr": 1e-5, "batch_size": 32, "epochs": 100}
+
+    def __init__(self, config: Config | None = None):
+        config = config or self.Config()
+        super().__init__(config)
+        H = config.hidden_size
+        cell = dict(layer_norm=config.layer_norm, eps=config.layer_norm_eps, forget_bias=1.0)
+        self.encoder_in = _glorot_linear(INPUT_DIM, H)
+        self.encoder_cell = LNLSTMCell(H, H, **cell)
+        self.decoder_in = _glorot_linear(OUTPUT_DIM, H)
+        self.decoder_cell = LNLSTMCell(H, H, **cell)
+        self.decoder_out = _glorot_linear(H, OUTPUT_DIM)
+        # Per-dimension smoothness weights (48,): each joint's weight repeated over x, y, z.
+        w = torch.tensor(SMOOTHNESS_JOINT_WEIGHTS, dtype=torch.float32).repeat_interleave(3)  # (16,) -> (48,)
+        self.register_buffer("smooth_weights", w, persistent=False)
+
+    @property
+    def window(self) -> int:
+        return self.config.seq_len
+
+    # ------------------------------------------------------------------ forward
+    def _dropout_masks(self, T: int, B: int, like: torch.Tensor) -> torch.Tensor | None:
+        """All dropout masks of one forward pass, (5, T, B, H), drawn in ONE call so that both
+        implementations consume the global RNG identically (the fast/plain equality test relies on
+        it). Each entry is 0 or 1/keep (inverted dropout, like ``tf.nn.dropout``). None when off."""
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return None
+        keep = 1.0 - p
+        masks = torch.empty(5, T, B, self.config.hidden_size, device=like.device, dtype=like.dtype)
+        return masks.bernoulli_(keep).div_(keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
+        B, T, _ = x.shape
+        masks = self._dropout_masks(T, B, x)
+        if self.config.implementation == "plain":
+            state = self._encode_plain(x, masks)
+        else:
+            state = self._encode_fast(x, masks)
+        return self._decode(state, B, T, x, masks, fast=self.config.implementation != "plain")
+
+    def _encode_plain(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
+        """Reference encoder: one step at a time from the zero state, newest frame first."""
+        B, T, _ = x.shape
+        state = self.encoder_cell.zero_state(B, x)
+        for t in range(T):
+            xp = self.encoder_in(x[:, T - 1 - t])  # (B, 32) -> (B, H); frame t-0, t-1, ... (reversed)
+            if masks is not None:
+                xp = xp * masks[_ENC_IN, t]
+            _, state = self.encoder_cell.reference_step(xp, state, None if masks is None else masks[_ENC_G, t])
+            # The encoder's dropped-out output and its projection would be computed here in TF but are unused.
+        return state
+
+    def _encode_fast(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
+        """Same function: input projection and the input half of the gates hoisted over all steps."""
+        xs = x.flip(1).transpose(0, 1)  # (B, T, 32) -> time-reversed, time-major (T, B, 32)
+        xp = self.encoder_in(xs)  # (T, B, 32) -> (T, B, H), one GEMM over all steps
+        if masks is not None:
+            xp = xp * masks[_ENC_IN]  # (T, B, H) * (T, B, H)
+        _, state = self.encoder_cell.fast_sequence(xp, None, None if masks is None else masks[_ENC_G],
+                                                   keep_outputs=False)
+        return state
+
+    def _decode(self, state: State, B: int, T: int, like: torch.Tensor, masks: torch.Tensor | None,
+                fast: bool) -> torch.Tensor:
+        """Decoder with output feedback: input 0 is the START ones vector, input k the output k-1."""
+        step = self.decoder_cell.fast_step if fast else self.decoder_cell.reference_step
+        y = like.new_ones(B, OUTPUT_DIM)  # START token (B, 48), in normalised 3D space
+        outputs = []
+        for k in range(T):
+            xp = self.decoder_in(y)  # (B, 48) -> (B, H)
+            if masks is not None:
+                xp = xp * masks[_DEC_IN, k]
+            h, state = step(xp, state, None if masks is None else masks[_DEC_G, k])
+            if masks is not None:
+                h = h * masks[_DEC_OUT, k]  # output dropout only; `state` keeps the undropped h
+            out = self.decoder_out(h)  # (B, H) -> (B, 48)
+            y = out + y if self.config.residual else out  # residual on this step's input (prev. output)
+            outputs.append(y)
+        return torch.stack(outputs, dim=1)  # T x (B, 48) -> (B, T, 48)
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
+        """Reference loss in mm (alpha = 1, beta = ``smoothness``); element means, not joint sums."""
+        pred_mm = stats.unnormalize_output(pred)  # (B, T, 48) mm
+        gt_mm = stats.unnormalize_output(target)  # (B, T, 48) mm
+        loss = torch.mean((gt_mm - pred_mm) ** 2)
+        if self.config.smoothness > 0.0 and pred.shape[1] > 1:  # no first difference when T = 1
+            diff = pred_mm[:, 1:] - pred_mm[:, :-1]  # (B, T-1, 48) predicted velocities only
+            loss = loss + self.config.smoothness * torch.mean(self.smooth_weights * diff**2)
+        return loss

@@ -1,0 +1,70 @@
+"""`liftbench check`: regression gate on results against a committed reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from liftbench.cli import app
+from liftbench.cli._common import console
+
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "baselines" / "reference" / "results.csv"
+_COLOURS = {"same": "green", "better": "cyan", "worse": "red", "missing": "red", "extra": "yellow",
+            "not-comparable": "yellow", "new-failure": "red", "fixed": "cyan"}
+
+
+@app.command("check", rich_help_panel="Evaluation")
+def check(
+    results: Annotated[Path, typer.Argument(help="results.csv to check (a run's or a suite's).")],
+    reference: Annotated[Path, typer.Option("--reference", help="Reference CSV (tolerances in a .toml sidecar).")] = DEFAULT_REFERENCE,
+    tol_mm: Annotated[float | None, typer.Option("--tol-mm", help="Absolute tolerance for every metric.")] = None,
+    tol_rel: Annotated[float | None, typer.Option("--tol-rel", help="Relative tolerance in percent for every metric.")] = None,
+    tol: Annotated[list[str] | None, typer.Option("--tol", help="Per-metric tolerance, e.g. mpjpe:0.5mm or auc:2% (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable verdicts.")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the reference from RESULTS on purpose and print what changed.")] = False,
+    show: Annotated[str, typer.Option("--show", help="all | changed: which verdict rows to print.")] = "all",
+) -> None:
+    """Compare every value with the reference; exit 0 within tolerance, 1 regression, 2 missing/extra/malformed."""
+    from liftbench.check import compare, exit_code, load_tolerances, update_reference
+
+    if update:
+        changed = update_reference(results, reference)
+        console.print(f"reference {reference} rewritten from {results}; {len(changed)} value(s) changed")
+        for v in changed[:50]:
+            console.print(f"  {v.verdict:>8} {v.label()}: {v.reference} -> {v.current}", soft_wrap=True)
+        return
+    verdicts = compare(results, reference, load_tolerances(reference, tol_mm, tol_rel, tol))
+    code = exit_code(verdicts)
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    if as_json:
+        console.print_json(json.dumps({"exit_code": code, "counts": counts, "verdicts": [
+            {**v.key, "reference": v.reference, "current": v.current, "delta": v.delta, "tolerance": v.tolerance,
+             "verdict": v.verdict} for v in verdicts]}))
+    else:
+        table = Table(title=f"liftbench check: {results} vs {reference}")
+        for col in ("model", "variant", "seed", "noise", "T", "metric", "slice", "reference", "current", "delta", "tol", "verdict"):
+            table.add_column(col, justify="right" if col in ("reference", "current", "delta") else "left")
+        fmt = lambda x: "—" if x is None or x != x else f"{x:.3f}"  # noqa: E731
+        for v in verdicts:
+            if show == "changed" and v.verdict == "same":
+                continue
+            k = v.key
+            table.add_row(k["model"], k["variant"], k["seed"], k["test_noise"], k["seq_len"], k["metric"], k["slice"],
+                          fmt(v.reference), fmt(v.current), fmt(v.delta), v.tolerance,
+                          f"[{_COLOURS[v.verdict]}]{v.verdict}[/]")
+        console.print(table)
+        console.print(", ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+        for v in verdicts:
+            if v.verdict not in ("same",):
+                console.print(f"[{_COLOURS[v.verdict]}]{v.verdict}[/]: {v.label()} reference={fmt(v.reference)} "
+                              f"current={fmt(v.current)} tolerance={v.tolerance}", soft_wrap=True)
+        console.print({0: "[green]PASS[/]: every value within tolerance",
+                       1: "[red]FAIL[/]: values moved beyond tolerance (liftbench check --update to accept on purpose)",
+                       2: "[red]FAIL[/]: rows missing, extra or not comparable"}[code])
+    raise typer.Exit(code)

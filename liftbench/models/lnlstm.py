@@ -1,0 +1,184 @@
+"""The layer-normalised LSTM cell of Hossain & Little (ECCV 2018), i.e. TF 1.x
+``tf.contrib.rnn.LayerNormBasicLSTMCell`` (see ``reference_implementations.md`` §1.2).
+
+One step, with TF's gate order **i, j, f, o** (j = candidate; PyTorch's ``nn.LSTM`` orders its
+gates i, f, g, o, so reorder the column blocks of ``weight`` when porting TF checkpoints)::
+
+    [i, j, f, o] = [x, h_prev] @ W                   W: (in + H, 4H), Glorot-uniform, no bias with LN
+    i, j, f, o   = LN_i(i), LN_j(j), LN_f(f), LN_o(o)  four SEPARATE layer norms (gain 1, shift 0)
+    g            = tanh(j) * recurrent_dropout_mask  (Semeniuta et al. 2016: dropout on the candidate)
+    c            = LN_c(c_prev * sigmoid(f + 1.0) + sigmoid(i) * g)   forget bias +1 is a constant
+    h            = tanh(c) * sigmoid(o)              the NORMALISED c is carried to the next step
+
+With ``layer_norm=False`` there are no layer norms at all and ``W`` gets a bias (4H,), as in TF.
+
+Two implementations of the same function:
+
+* ``reference_step``: plain and obviously correct, one layer-norm call per gate.
+* ``fast_sequence`` / ``fast_step``: one grouped ``F.layer_norm`` over a (B, 4, H) view for the
+  four gates; for a whole known input sequence the input half ``x @ W_x`` is hoisted out of the
+  time loop into one big matmul (better GEMM shape on CPU, see ``cpu_performance_notes.md``), the
+  loop does only ``h @ W_h``, and that is skipped at t=0 when the initial state is zero.
+  ``tests/test_models.py`` checks outputs and gradients of both paths are equal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+State = tuple[torch.Tensor, torch.Tensor]  # (c, h), each (B, H)
+
+# TF gate order: column block k of the gate pre-activations is GATES[k].
+GATES = ("i", "j", "f", "o")
+_I, _J, _F, _O = range(4)
+
+
+class LNLSTMCell(nn.Module):
+    """``LayerNormBasicLSTMCell(hidden_size)`` of TF 1.x contrib, for inputs of size ``input_size``.
+
+    Parameters (TF name in brackets):
+      ``weight`` (in + H, 4H) [kernel], laid out like TF so ``[x, h] @ weight`` gives [i, j, f, o];
+      ``gate_ln_weight`` / ``gate_ln_bias`` (4, H) [input|transform|forget|output /gamma|beta];
+      ``state_ln_weight`` / ``state_ln_bias`` (H,) [state/gamma|beta]; or, with ``layer_norm=False``,
+      only ``bias`` (4H,).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, layer_norm: bool = True, eps: float = 1e-12,
+                 forget_bias: float = 1.0):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.layer_norm = layer_norm
+        self.eps = eps  # TF 1.x contrib layer_norm's hard-coded variance epsilon
+        self.forget_bias = forget_bias  # a constant inside the sigmoid, not a variable
+        H = hidden_size
+        self.weight = nn.Parameter(torch.empty(input_size + H, 4 * H))
+        if layer_norm:
+            self.gate_ln_weight = nn.Parameter(torch.ones(4, H))
+            self.gate_ln_bias = nn.Parameter(torch.zeros(4, H))
+            self.state_ln_weight = nn.Parameter(torch.ones(H))
+            self.state_ln_bias = nn.Parameter(torch.zeros(H))
+            self.register_parameter("bias", None)  # TF's _linear adds no bias when layer_norm=True
+        else:
+            self.bias = nn.Parameter(torch.zeros(4 * H))
+        # (4, 1) column adding the constant forget bias to block f only; not a parameter, not saved.
+        offset = torch.zeros(4, 1)
+        offset[_F] = forget_bias
+        self.register_buffer("_forget_offset", offset, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """TF 1.x defaults: Glorot-uniform over the WHOLE (in+H, 4H) kernel, LN gain 1 / shift 0.
+
+        The no-LN bias starts at zero (TF's would get the default Glorot initialiser of a 1-D
+        variable; we keep zero, the conventional LSTM bias init)."""
+        fan_in, fan_out = self.weight.shape
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            if self.layer_norm:
+                self.gate_ln_weight.fill_(1.0)
+                self.gate_ln_bias.zero_()
+                self.state_ln_weight.fill_(1.0)
+                self.state_ln_bias.zero_()
+            else:
+                self.bias.zero_()
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, layer_norm={self.layer_norm}, eps={self.eps:g}"
+
+    def zero_state(self, batch: int, like: torch.Tensor) -> State:
+        z = like.new_zeros(batch, self.hidden_size)  # (B, H)
+        return z, z
+
+    # ------------------------------------------------------------------ plain reference
+    def _gate_norm(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        H = self.hidden_size
+        return F.layer_norm(x, (H,), self.gate_ln_weight[k], self.gate_ln_bias[k], self.eps)
+
+    def reference_step(self, x: torch.Tensor, state: State, g_mask: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, State]:
+        """One step, written like TF's ``call``: x (B, in), state (c, h) -> (h, (c, h))."""
+        c_prev, h_prev = state
+        gates = torch.cat([x, h_prev], dim=1) @ self.weight  # (B, in+H) @ (in+H, 4H) -> (B, 4H)
+        if self.bias is not None:
+            gates = gates + self.bias
+        i, j, f, o = gates.chunk(4, dim=1)  # 4 x (B, H), TF order i, j, f, o
+        if self.layer_norm:
+            i = self._gate_norm(i, _I)
+            j = self._gate_norm(j, _J)
+            f = self._gate_norm(f, _F)
+            o = self._gate_norm(o, _O)
+        g = torch.tanh(j)
+        if g_mask is not None:  # recurrent dropout on the candidate, mask already scaled by 1/keep
+            g = g * g_mask
+        c = c_prev * torch.sigmoid(f + self.forget_bias) + torch.sigmoid(i) * g
+        if self.layer_norm:
+            c = F.layer_norm(c, (self.hidden_size,), self.state_ln_weight, self.state_ln_bias, self.eps)
+        h = torch.tanh(c) * torch.sigmoid(o)
+        return h, (c, h)
+
+    # ------------------------------------------------------------------ fast path
+    def _gate_shift(self) -> torch.Tensor:
+        """(4, H) additive term after the gate norms: LN shift (or linear bias) + constant forget bias."""
+        if self.layer_norm:
+            return self.gate_ln_bias + self._forget_offset  # (4, H) + (4, 1) -> (4, H)
+        return self.bias.view(4, self.hidden_size) + self._forget_offset  # (4H,) -> (4, H)
+
+    def _pointwise(self, gates: torch.Tensor, c_prev: torch.Tensor | None, g_mask: torch.Tensor | None,
+                   shift: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Everything after the matmul. gates (B, 4H) WITHOUT bias; c_prev None means zero."""
+        B, H = gates.shape[0], self.hidden_size
+        pre = gates.view(B, 4, H)  # (B, 4H) -> (B, 4, H): one row per gate
+        if self.layer_norm:
+            # One normalisation call for all four gates: each (b, k) row is normalised over its H units,
+            # exactly what four separate calls do; the per-gate gains/shifts are applied afterwards.
+            pre = F.layer_norm(pre, (H,), None, None, self.eps)  # (B, 4, H)
+            pre = torch.addcmul(shift, pre, self.gate_ln_weight)  # (4, H) + (B, 4, H) * (4, H)
+        else:
+            pre = pre + shift  # bias (+1 on f) folded in here: (B, 4, H) + (4, H)
+        sig = torch.sigmoid(pre)  # (B, 4, H); the j row is unused (j goes through tanh)
+        g = torch.tanh(pre[:, _J])  # (B, H)
+        if g_mask is not None:
+            g = g * g_mask
+        c = sig[:, _I] * g
+        if c_prev is not None:  # zero initial state: the forget term vanishes exactly
+            c = torch.addcmul(c, c_prev, sig[:, _F])
+        if self.layer_norm:
+            c = F.layer_norm(c, (H,), self.state_ln_weight, self.state_ln_bias, self.eps)
+        h = torch.tanh(c) * sig[:, _O]
+        return h, (c, h)
+
+    def fast_step(self, x: torch.Tensor, state: State | None, g_mask: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, State]:
+        """One step when the input is only known now (decoder feedback). ``state=None`` means zeros."""
+        if state is None:
+            gates = x @ self.weight[: self.input_size]  # (B, in) @ (in, 4H) -> (B, 4H); h = 0 adds nothing
+            return self._pointwise(gates, None, g_mask, self._gate_shift())
+        c_prev, h_prev = state
+        gates = torch.cat([x, h_prev], dim=1) @ self.weight  # (B, in+H) @ (in+H, 4H) -> (B, 4H), one GEMM
+        return self._pointwise(gates, c_prev, g_mask, self._gate_shift())
+
+    def fast_sequence(self, xs: torch.Tensor, state: State | None = None, g_masks: torch.Tensor | None = None,
+                      keep_outputs: bool = True) -> tuple[torch.Tensor | None, State]:
+        """Run over a whole time-major input xs (T, B, in) -> (hs (T, B, H) or None, final (c, h)).
+
+        ``state=None`` means the zero state; ``g_masks`` (T, B, H) are the recurrent-dropout masks."""
+        T, B, _ = xs.shape
+        w_x, w_h = self.weight[: self.input_size], self.weight[self.input_size :]  # (in, 4H), (H, 4H) views
+        # Hoisted input half of the gates for ALL steps: one (T*B, in) @ (in, 4H) GEMM.
+        gx = (xs.reshape(T * B, self.input_size) @ w_x).view(T, B, 4 * self.hidden_size)  # (T, B, 4H)
+        shift = self._gate_shift()  # (4, H), computed once per sequence
+        c, h = (None, None) if state is None else state
+        outputs = []
+        for t in range(T):
+            gates = gx[t] if h is None else torch.addmm(gx[t], h, w_h)  # (B, 4H) + (B, H) @ (H, 4H)
+            h, (c, h) = self._pointwise(gates, c, None if g_masks is None else g_masks[t], shift)
+            if keep_outputs:
+                outputs.append(h)
+        hs = torch.stack(outputs) if keep_outputs else None  # T x (B, H) -> (T, B, H)
+        return hs, (c, h)

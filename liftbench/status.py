@@ -1,0 +1,38 @@
+"""Suite status from run directories alone (no coordinator needed, so it works during a run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from liftbench.config import config_from_dict
+from liftbench.errors import DataError
+from liftbench.runner import trial_status
+from liftbench.suites import RunSpec
+
+
+def _specs_from_manifest(path: Path) -> tuple[str, Path, list[RunSpec]]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a readable suite manifest ({exc}); re-run the suite to rewrite it.") from exc
+    specs = [RunSpec(manifest.get("suite", ""), int(manifest.get("version", 0)), r["variant"], config_from_dict(r["config"]),
+                     tuple(r["test_noise"]), r.get("axis_key", ""), r.get("axis_value")) for r in manifest["runs"]]
+    return f"{manifest.get('suite', path.parent.name)} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
+
+
+def suite_status(directory: str | Path) -> list[tuple[str, list[dict]]]:
+    directory = Path(directory)
+    manifests = [directory / "manifest.json"] if (directory / "manifest.json").exists() else sorted(directory.glob("*/manifest.json"))
+    if not manifests:
+        raise DataError(f"No suite manifest in {directory}: pass a suite directory (results/<suite>-<preset>-<data>) "
+                        "or the results root after running a suite.")
+    out = []
+    for m in manifests:
+        title, suite_dir, specs = _specs_from_manifest(m)
+        root = suite_dir.parent
+        rows = [{"run_id": s.run_id, "variant": s.variant, "seed": s.seed,
+                 "axis": f"{s.axis_key.split('.')[-1]}={s.axis_value}" if s.axis_key else "",
+                 "state": trial_status(s, root)} for s in specs]
+        out.append((title, rows))
+    return out
