@@ -83,7 +83,8 @@ class PreparedData:
 
 def prepare_data(cfg: ExperimentConfig, data_dir: str | Path | None = None) -> PreparedData:
     """Load the configured dataset, apply the subject split and subset, add training noise."""
-    ds = load_dataset(cfg.data.name, data_dir, cfg.data.keypoints or None)
+    ds = load_dataset(cfg.data.name, data_dir, cfg.data.keypoints or None,
+                      train_subjects=cfg.data.train_subjects or None, test_subjects=cfg.data.test_subjects or None)
     if cfg.data.train_subjects or cfg.data.test_subjects:
         ds = ds.with_split(cfg.data.train_subjects or None, cfg.data.test_subjects or None)
     train = subset_sequences(ds.split("train"), cfg.data.subset)

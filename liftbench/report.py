@@ -182,8 +182,10 @@ def _paper_values(suite: str):
         if suite == "noise":
             pub = load_baselines("hossain2018_table3_noise")
             def lookup(c):
-                method = "Martinez" if c["variant"] == "mlp" else "Ours"
-                sel = pub[pub["method"].astype(str).str.contains(method) & (pd.to_numeric(pub["noise_sigma_px"], errors="coerce") == c["test_noise"])]
+                method = "Martinez" if c["variant"] == "mlp" else "Hossain"
+                sel = pub[pub["method_id"].astype(str).str.lower().str.startswith(method.lower())
+                          & (pub["train_2d"].astype(str) == "gt") & pub["input_2d"].isin(["gt", "gt+noise"])
+                          & (pd.to_numeric(pub["noise_sigma_px"], errors="coerce") == c["test_noise"])]
                 return f"{sel['value'].iloc[0]:.1f} (P2)" if len(sel) else "—"
             return lookup
     except Exception:  # noqa: BLE001 - a missing/changed baseline file must not break a report

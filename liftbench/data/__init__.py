@@ -16,7 +16,14 @@ def get_source(name: str) -> DatasetSource:
 
 
 def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
-                 keypoints: str | None = None) -> PoseDataset:
-    """Load a registered dataset into memory (building/caching it first if the source needs to)."""
+                 keypoints: str | None = None, **split: object) -> PoseDataset:
+    """Load a registered dataset into memory (building/caching it first if the source needs to).
+
+    ``train_subjects`` / ``test_subjects`` reach sources whose ``load`` accepts them (h36m uses them to
+    accept directories without the default test subjects); the caller applies the split either way."""
+    import inspect
+
     source = get_source(name)
-    return source.load(Path(data_dir).expanduser() if data_dir else None, keypoints or source.default_keypoints)
+    accepted = inspect.signature(source.load).parameters
+    kwargs = {k: v for k, v in split.items() if k in accepted and v}
+    return source.load(Path(data_dir).expanduser() if data_dir else None, keypoints or source.default_keypoints, **kwargs)
