@@ -33,6 +33,7 @@ from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM, SMOOTHNESS_JOINT_WEIG
 from liftbench.errors import ConfigError
 from liftbench.models.base import LIFTERS, Lifter, NormStats
 from liftbench.models.lnlstm import LNLSTMCell, State
+from liftbench.models.seq2seq_fused import module_params, seq2seq_forward
 
 # Dropout sites, one fresh (B, H) mask per site and step: rows of the (5, T, B, H) mask tensor.
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
@@ -59,7 +60,7 @@ class Seq2SeqLifter(Lifter):
         dropout: float = 0.5  # probability (reference keep_prob 0.5) on projected input, g and h
         smoothness: float = 5.0  # beta of the weighted first-difference loss term; 0 = off
         layer_norm_eps: float = 1e-12  # TF 1.x contrib layer_norm variance epsilon
-        implementation: str = "fast"  # "fast" (hoisted/grouped) or "plain" (per-step reference)
+        implementation: str = "fast"  # "fast" (seq2seq_fused, batched backward) or "plain" (per-step reference)
 
         def validate(self) -> None:
             where = "lifter 'seq2seq'"
@@ -96,6 +97,9 @@ class Seq2SeqLifter(Lifter):
         # Per-dimension smoothness weights (48,): each joint's weight repeated over x, y, z.
         w = torch.tensor(SMOOTHNESS_JOINT_WEIGHTS, dtype=torch.float32).repeat_interleave(3)  # (16,) -> (48,)
         self.register_buffer("smooth_weights", w, persistent=False)
+        # Optional per-model RNG for the dropout masks (None = torch's global RNG). Variant packing
+        # gives each packed model its own stream so it draws exactly what a separate run would.
+        self.dropout_generator: torch.Generator | None = None
 
     @property
     def window(self) -> int:
@@ -111,16 +115,19 @@ class Seq2SeqLifter(Lifter):
             return None
         keep = 1.0 - p
         masks = torch.empty(5, T, B, self.config.hidden_size, device=like.device, dtype=like.dtype)
-        return masks.bernoulli_(keep).div_(keep)
+        return masks.bernoulli_(keep, generator=self.dropout_generator).div_(keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
         B, T, _ = x.shape
         masks = self._dropout_masks(T, B, x)
         if self.config.implementation == "plain":
-            state = self._encode_plain(x, masks)
-        else:
-            state = self._encode_fast(x, masks)
-        return self._decode(state, B, T, x, masks, fast=self.config.implementation != "plain")
+            return self._decode(self._encode_plain(x, masks), B, T, x, masks)
+        # Production path: the whole window as one autograd function (K = 1 model) whose backward
+        # batches every weight-gradient matmul over the T steps (seq2seq_fused.py).
+        residual = x.new_full((1,), 1.0 if self.config.residual else 0.0)  # (1,) per-model multiplier
+        out = seq2seq_forward(module_params(self), x.unsqueeze(0), None if masks is None else masks.unsqueeze(0),
+                              residual, self.config.layer_norm, self.config.layer_norm_eps)  # (1, B, T, 48)
+        return out[0]  # (B, T, 48)
 
     def _encode_plain(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
         """Reference encoder: one step at a time from the zero state, newest frame first."""
@@ -134,20 +141,9 @@ class Seq2SeqLifter(Lifter):
             # The encoder's dropped-out output and its projection would be computed here in TF but are unused.
         return state
 
-    def _encode_fast(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
-        """Same function: input projection and the input half of the gates hoisted over all steps."""
-        xs = x.flip(1).transpose(0, 1)  # (B, T, 32) -> time-reversed, time-major (T, B, 32)
-        xp = self.encoder_in(xs)  # (T, B, 32) -> (T, B, H), one GEMM over all steps
-        if masks is not None:
-            xp = xp * masks[_ENC_IN]  # (T, B, H) * (T, B, H)
-        _, state = self.encoder_cell.fast_sequence(xp, None, None if masks is None else masks[_ENC_G],
-                                                   keep_outputs=False)
-        return state
-
-    def _decode(self, state: State, B: int, T: int, like: torch.Tensor, masks: torch.Tensor | None,
-                fast: bool) -> torch.Tensor:
-        """Decoder with output feedback: input 0 is the START ones vector, input k the output k-1."""
-        step = self.decoder_cell.fast_step if fast else self.decoder_cell.reference_step
+    def _decode(self, state: State, B: int, T: int, like: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Reference decoder with output feedback: input 0 is the START ones vector, input k the output k-1."""
+        step = self.decoder_cell.reference_step
         y = like.new_ones(B, OUTPUT_DIM)  # START token (B, 48), in normalised 3D space
         outputs = []
         for k in range(T):

@@ -1,0 +1,311 @@
+"""The whole Hossain seq2seq forward as ONE autograd function with a hand-scheduled backward.
+
+Why: with plain autograd every time step of the backward does its own weight-gradient matmul with
+only B = 32 rows, which runs at 40-55 GFLOP/s on the project CPU; the same work done once over all
+T steps (rows = B*T) runs at 110-125 (``cpu_performance_notes.md`` section 1). So here:
+
+* per step, only what the recurrence forces: forward ``h @ W_h`` (skipped at encoder t=0, where
+  h = 0), and backward the data gradients ``dgates @ W^T`` that the previous step needs;
+* once over all steps (rows = B*T): every weight gradient (both LSTM kernels, the three linear
+  layers, all biases and layer-norm gains/shifts) and the encoder's input-half data gradient
+  ``dgates_e @ W_x^T`` (nothing in the recurrence depends on it);
+* nothing for exact zeros: no ``dy`` for the START token (a constant), no gradient for the 2D input.
+
+The point-wise part of a step (gate layer norms, sigmoid/tanh, dropout, cell update) is recomputed
+in the backward under ``enable_grad`` and differentiated with ``torch.autograd.grad`` on that small
+local graph; it is the same function (``_cell``) the forward ran, so the recomputation is exact.
+
+Everything carries a leading MODEL dimension K (K >= 1 models of the same shapes, e.g. seeds or
+ablation variants for packing): parameters are (K, ...) tensors keyed like
+``Seq2SeqLifter.named_parameters()`` (so ``torch.func.stack_module_state`` output fits), and all
+matmuls are ``bmm``/``baddbmm``. Nothing reduces across models and every reduction runs over the
+same dimensions in the same order for any K, so K stacked models give BITWISE the results of K
+separate K=1 calls (``tests/test_fastpath.py``; element-wise kernels treat the tail of a buffer
+that is not a multiple of the SIMD width with scalar code, so this holds when B*H is a multiple
+of 16, as for every real width).
+
+API: ``seq2seq_forward(params, x, masks, residual, layer_norm, eps) -> (K, B, T, 48)``, with
+``stack_params(models)`` (K stacked copies whose gradients flow back to each module) and
+``module_params(model)`` (K = 1 views of one module's own parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
+_ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
+_LN_NAMES = ("gate_ln_weight", "gate_ln_bias", "state_ln_weight", "state_ln_bias")
+
+
+def param_names(layer_norm: bool) -> tuple[str, ...]:
+    """Keys of the parameter dict, i.e. ``Seq2SeqLifter.named_parameters()`` names, in a fixed order."""
+    cell = _LN_NAMES if layer_norm else ("bias",)
+    return ("encoder_in.weight", "encoder_in.bias", "encoder_cell.weight",
+            *(f"encoder_cell.{n}" for n in cell),
+            "decoder_in.weight", "decoder_in.bias", "decoder_cell.weight",
+            *(f"decoder_cell.{n}" for n in cell),
+            "decoder_out.weight", "decoder_out.bias")
+
+
+def module_params(model: nn.Module) -> dict[str, Tensor]:
+    """K = 1 views (``unsqueeze(0)``) of one module's parameters; their gradients land in ``p.grad``."""
+    return {name: p.unsqueeze(0) for name, p in model.named_parameters()}  # (1, ...) each
+
+
+def stack_params(models: Sequence[nn.Module]) -> dict[str, Tensor]:
+    """(K, ...) stacks of K modules' parameters (``torch.stack``: gradients flow back to each module)."""
+    per_model = [dict(m.named_parameters()) for m in models]
+    return {name: torch.stack([p[name] for p in per_model]) for name in per_model[0]}  # (K, ...) each
+
+
+class _Cell:
+    """One LSTM's point-wise constants for a step, broadcast over the batch: (K, 1, 4, H) / (K, 1, H)."""
+
+    def __init__(self, params: dict[str, Tensor], prefix: str, layer_norm: bool, forget_bias: float = 1.0):
+        w = params[f"{prefix}.weight"]  # (K, in + H, 4H)
+        K, _, G = w.shape
+        self.H = H = G // 4
+        offset = w.new_zeros(4, 1)
+        offset[2] = forget_bias  # TF gate order i, j, f, o: +1 inside the forget sigmoid, a constant
+        self.layer_norm = layer_norm
+        if layer_norm:
+            self.gain = params[f"{prefix}.gate_ln_weight"].unsqueeze(1)  # (K, 4, H) -> (K, 1, 4, H)
+            self.shift = (params[f"{prefix}.gate_ln_bias"] + offset).unsqueeze(1)  # (K, 1, 4, H)
+            self.state_gain = params[f"{prefix}.state_ln_weight"].unsqueeze(1)  # (K, H) -> (K, 1, H)
+            self.state_shift = params[f"{prefix}.state_ln_bias"].unsqueeze(1)  # (K, 1, H)
+        else:
+            self.shift = (params[f"{prefix}.bias"].view(K, 4, H) + offset).unsqueeze(1)  # (K, 4H) -> (K, 1, 4, H)
+
+
+def _cell(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell, eps: float):
+    """Point-wise step after the matmul: gates (K, B, 4H) -> h, c, pre, n, nc.
+
+    ``pre`` (K, B, 4, H) are the gate values after the affine part; ``n`` / ``nc`` the normalised
+    gates / cell (None without layer norm), kept because the gains' gradients need them."""
+    K, B, _ = gates.shape
+    pre = gates.view(K, B, 4, p.H)  # (K, B, 4H) -> (K, B, 4, H): one row per gate
+    n = nc = None
+    if p.layer_norm:
+        n = F.layer_norm(pre, (p.H,), None, None, eps)  # all four gates in one call, (K, B, 4, H)
+        pre = torch.addcmul(p.shift, n, p.gain)  # (K, 1, 4, H) + (K, B, 4, H) * (K, 1, 4, H)
+    else:
+        pre = pre + p.shift  # bias (+1 on f): (K, B, 4, H) + (K, 1, 4, H)
+    sig = torch.sigmoid(pre)  # (K, B, 4, H); the j row is unused
+    g = torch.tanh(pre[:, :, 1])  # (K, B, H)
+    if g_mask is not None:
+        g = g * g_mask  # recurrent dropout on the candidate
+    c = sig[:, :, 0] * g
+    if c_prev is not None:  # zero initial state: the forget term is exactly zero
+        c = torch.addcmul(c, c_prev, sig[:, :, 2])
+    if p.layer_norm:
+        nc = F.layer_norm(c, (p.H,), None, None, eps)  # (K, B, H)
+        c = torch.addcmul(p.state_shift, nc, p.state_gain)  # (K, 1, H) + (K, B, H) * (K, 1, H)
+    h = torch.tanh(c) * sig[:, :, 3]  # (K, B, H)
+    return h, c, pre, n, nc
+
+
+def _mask(masks: Tensor | None, site: int, t: int) -> Tensor | None:
+    return None if masks is None else masks[:, site, t]  # (K, 5, T, B, H) -> (K, B, H)
+
+
+def _t(w: Tensor) -> Tensor:
+    return w.transpose(1, 2)  # (K, m, n) -> (K, n, m), a view: bmm reads it transposed
+
+
+def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Tensor, layer_norm: bool,
+             eps: float) -> tuple[Tensor, dict]:
+    """The forward with no autograd graph; returns y (K, B, T, 48) and what the backward needs."""
+    K, B, T, D = x.shape
+    enc, dec = _Cell(P, "encoder_cell", layer_norm), _Cell(P, "decoder_cell", layer_norm)
+    H = enc.H
+    w_e, w_d = P["encoder_cell.weight"], P["decoder_cell.weight"]  # (K, 2H, 4H) each
+    # Encoder: time-reversed input, projection and input half of the gates hoisted over all T steps.
+    xr = x.flip(2).transpose(1, 2).reshape(K, T * B, D)  # (K, B, T, 32) -> reversed, time-major (K, T*B, 32)
+    u_e = torch.baddbmm(P["encoder_in.bias"].unsqueeze(1), xr, _t(P["encoder_in.weight"]))  # (K, T*B, H)
+    if masks is not None:
+        u_e = u_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
+    gx = torch.bmm(u_e, w_e[:, :H]).view(K, T, B, 4 * H)  # (K, T*B, H) @ (K, H, 4H) -> (K, T, B, 4H)
+    enc_gates, enc_c, enc_h = [], [], []
+    c = h = None
+    for t in range(T):
+        gates = gx[:, t] if h is None else torch.baddbmm(gx[:, t], h, w_e[:, H:])  # (K, B, 4H)
+        h, c, *_ = _cell(gates, c, _mask(masks, _ENC_G, t), enc, eps)
+        enc_gates.append(gates)
+        enc_c.append(c)
+        enc_h.append(h)
+    # Decoder: START = ones, then its own previous output (no teacher forcing); residual per model.
+    r = residual.to(x.dtype).view(K, 1, 1)  # (K,) -> (K, 1, 1), 1.0 = residual on, 0.0 = off
+    y = x.new_ones(K, B, P["decoder_out.weight"].shape[1])  # (K, B, 48)
+    cat = x.new_empty(K, T, B, 2 * H)  # [u_k, h_{k-1}] of every step, the rows of the dW_d matmul
+    y_prev, dec_gates, dec_c, h_out, ys = [], [], [], [], []
+    for k in range(T):
+        y_prev.append(y)
+        u = torch.baddbmm(P["decoder_in.bias"].unsqueeze(1), y, _t(P["decoder_in.weight"]))  # (K, B, H)
+        if masks is not None:
+            u = u * masks[:, _DEC_IN, k]
+        cat[:, k, :, :H] = u
+        cat[:, k, :, H:] = h
+        gates = torch.bmm(cat[:, k], w_d)  # (K, B, 2H) @ (K, 2H, 4H) -> (K, B, 4H), one GEMM
+        h, c_new, *_ = _cell(gates, c, _mask(masks, _DEC_G, k), dec, eps)
+        dec_gates.append(gates)
+        dec_c.append(c_new)
+        c = c_new
+        ho = h if masks is None else h * masks[:, _DEC_OUT, k]  # output dropout; the state keeps h
+        h_out.append(ho)
+        y = torch.baddbmm(P["decoder_out.bias"].unsqueeze(1), ho, _t(P["decoder_out.weight"])) + r * y
+        ys.append(y)
+    out = torch.stack(ys, dim=2)  # T x (K, B, 48) -> (K, B, T, 48)
+    saved = dict(xr=xr, u_e=u_e, enc_gates=enc_gates, enc_c=enc_c, enc_h=enc_h, cat=cat, dec_gates=dec_gates,
+                 dec_c=dec_c, h_out=h_out, y_prev=y_prev, enc=enc, dec=dec, r=r)
+    return out, saved
+
+
+def _cell_backward(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell, eps: float,
+                   dh: Tensor, dc: Tensor | None):
+    """Gradients of one point-wise step, from a local recomputed graph.
+
+    Returns d gates (K, B, 4H), d c_prev (or None), and for the batched parameter gradients the
+    gradient at ``pre`` times/with ``n`` and the gradient at the final c with ``nc``."""
+    with torch.enable_grad():
+        g_in = gates.detach().requires_grad_()
+        c_in = None if c_prev is None else c_prev.detach().requires_grad_()
+        h, c, pre, n, nc = _cell(g_in, c_in, g_mask, p, eps)
+        outputs, grads_out = [h], [dh]
+        if dc is not None:
+            outputs.append(c)
+            grads_out.append(dc)
+        inputs = [g_in, pre] + ([c_in] if c_in is not None else []) + ([c] if p.layer_norm else [])
+        grads = torch.autograd.grad(outputs, inputs, grads_out)
+    d_gates, d_pre = grads[0], grads[1]
+    d_cprev = grads[2] if c_in is not None else None
+    d_c = grads[-1] if p.layer_norm else None
+    return d_gates, d_cprev, (d_pre, n, d_c, nc)
+
+
+def _rowsum(v: Tensor) -> Tensor:
+    """Sum over the row dimension 1 of (K, N, ...) -> (K, ...); per model, same order for any K."""
+    return v.sum(dim=1)
+
+
+def _cell_param_grads(p: _Cell, prefix: str, parts: list) -> dict[str, Tensor]:
+    """Layer-norm gains/shifts (or the bias) of one LSTM from the per-step parts, summed over all steps."""
+    K, H = p.shift.shape[0], p.H
+    d_pre = torch.stack([q[0] for q in parts], dim=1).view(K, -1, 4, H)  # (K, T*B, 4, H)
+    if not p.layer_norm:
+        return {f"{prefix}.bias": _rowsum(d_pre).view(K, 4 * H)}  # (K, 4, H) -> (K, 4H)
+    n = torch.stack([q[1] for q in parts], dim=1).view(K, -1, 4, H)  # (K, T*B, 4, H)
+    d_c = torch.stack([q[2] for q in parts], dim=1).view(K, -1, H)  # (K, T*B, H)
+    nc = torch.stack([q[3] for q in parts], dim=1).view(K, -1, H)  # (K, T*B, H)
+    return {f"{prefix}.gate_ln_weight": _rowsum(d_pre * n), f"{prefix}.gate_ln_bias": _rowsum(d_pre),
+            f"{prefix}.state_ln_weight": _rowsum(d_c * nc), f"{prefix}.state_ln_bias": _rowsum(d_c)}
+
+
+def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d_out: Tensor) -> dict[str, Tensor]:
+    """All parameter gradients from d_out (K, B, T, 48): per-step data gradients, then batched weights."""
+    K, B, T, _ = d_out.shape
+    enc, dec, r = S["enc"], S["dec"], S["r"]
+    H = enc.H
+    w_e, w_d = P["encoder_cell.weight"], P["decoder_cell.weight"]  # (K, 2H, 4H)
+    w_in_d, w_out = P["decoder_in.weight"], P["decoder_out.weight"]  # (K, H, 48), (K, 48, H)
+    dY = d_out.transpose(1, 2)  # (K, B, T, 48) -> (K, T, B, 48) view
+    # Decoder, newest step first. dy_k = dY_k + r dy_{k+1} + du_{k+1} W_in  (feedback of y_k).
+    d_gd, d_u, d_y, parts_d = [None] * T, [None] * T, [None] * T, []
+    dh = dc = dy_next = du_next = None
+    for k in range(T - 1, -1, -1):
+        dy = dY[:, k]  # (K, B, 48)
+        if dy_next is not None:
+            dy = torch.baddbmm(dy + r * dy_next, du_next, w_in_d)  # (K, B, H) @ (K, H, 48)
+        d_y[k] = dy
+        dho = torch.bmm(dy, w_out)  # (K, B, 48) @ (K, 48, H) -> (K, B, H)
+        m = _mask(masks, _DEC_OUT, k)
+        dh_k = dho if m is None else dho * m
+        if dh is not None:
+            dh_k = dh_k + dh
+        c_prev = S["dec_c"][k - 1] if k > 0 else S["enc_c"][-1]
+        d_g, dc, part = _cell_backward(S["dec_gates"][k], c_prev, _mask(masks, _DEC_G, k), dec, eps, dh_k, dc)
+        parts_d.append(part)
+        d_gd[k] = d_g
+        d_cat = torch.bmm(d_g, _t(w_d))  # (K, B, 4H) @ (K, 4H, 2H) -> (K, B, 2H) = [du, dh_prev]
+        m = _mask(masks, _DEC_IN, k)
+        d_u[k] = d_cat[..., :H] if m is None else d_cat[..., :H] * m  # (K, B, H) at u before dropout
+        dh = d_cat[..., H:]  # (K, B, H) into the previous step (or the encoder's final h)
+        dy_next, du_next = dy, d_u[k]
+    parts_d.reverse()
+    # Encoder, last step first (its h outputs are unused: dh comes only through the recurrence).
+    d_ge, parts_e = [None] * T, []
+    for t in range(T - 1, -1, -1):
+        c_prev = S["enc_c"][t - 1] if t > 0 else None
+        d_g, dc, part = _cell_backward(S["enc_gates"][t], c_prev, _mask(masks, _ENC_G, t), enc, eps, dh, dc)
+        parts_e.append(part)
+        d_ge[t] = d_g
+        if t > 0:
+            dh = torch.bmm(d_g, _t(w_e[:, H:]))  # (K, B, 4H) @ (K, 4H, H) -> (K, B, H); h_{-1} = 0 needs none
+    parts_e.reverse()
+    # ---- batched over all time steps: rows = T*B, time-major, the same order as in the forward.
+    grads: dict[str, Tensor] = {}
+    dg_e = torch.stack(d_ge, dim=1).view(K, T * B, 4 * H)  # T x (K, B, 4H) -> (K, T*B, 4H)
+    dw_e = torch.empty_like(w_e)  # (K, 2H, 4H)
+    torch.bmm(_t(S["u_e"]), dg_e, out=dw_e[:, :H])  # (K, H, T*B) @ (K, T*B, 4H) -> (K, H, 4H)
+    if T > 1:  # h_prev rows for t >= 1 only (h_{-1} = 0)
+        h_prev = torch.stack(S["enc_h"][:-1], dim=1).view(K, (T - 1) * B, H)  # (K, (T-1)*B, H)
+        torch.bmm(_t(h_prev), dg_e[:, B:], out=dw_e[:, H:])  # (K, H, 4H)
+    else:
+        dw_e[:, H:].zero_()
+    grads["encoder_cell.weight"] = dw_e
+    du_e = torch.bmm(dg_e, _t(w_e[:, :H]))  # input-half data gradient, all steps: (K, T*B, 4H) @ (K, 4H, H)
+    if masks is not None:
+        du_e = du_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
+    grads["encoder_in.weight"] = torch.bmm(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
+    grads["encoder_in.bias"] = _rowsum(du_e)  # (K, H)
+    dg_d = torch.stack(d_gd, dim=1).view(K, T * B, 4 * H)  # (K, T*B, 4H)
+    grads["decoder_cell.weight"] = torch.bmm(_t(S["cat"].view(K, T * B, 2 * H)), dg_d)  # (K, 2H, 4H)
+    du_d = torch.stack(d_u, dim=1).view(K, T * B, H)  # (K, T*B, H)
+    y_prev = torch.stack(S["y_prev"], dim=1).view(K, T * B, -1)  # (K, T*B, 48)
+    grads["decoder_in.weight"] = torch.bmm(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
+    grads["decoder_in.bias"] = _rowsum(du_d)  # (K, H)
+    dy_all = torch.stack(d_y, dim=1).view(K, T * B, -1)  # (K, T*B, 48)
+    h_out = torch.stack(S["h_out"], dim=1).view(K, T * B, H)  # (K, T*B, H)
+    grads["decoder_out.weight"] = torch.bmm(_t(dy_all), h_out)  # (K, 48, T*B) @ (K, T*B, H) -> (K, 48, H)
+    grads["decoder_out.bias"] = _rowsum(dy_all)  # (K, 48)
+    grads.update(_cell_param_grads(enc, "encoder_cell", parts_e))
+    grads.update(_cell_param_grads(dec, "decoder_cell", parts_d))
+    return grads
+
+
+class _Seq2SeqFunction(torch.autograd.Function):
+    """autograd wrapper: inputs (x, masks, residual, layer_norm, eps, *params in ``param_names`` order)."""
+
+    @staticmethod
+    def forward(ctx, x, masks, residual, layer_norm, eps, *tensors):
+        names = param_names(layer_norm)
+        P = dict(zip(names, tensors))
+        out, saved = _forward(P, x, masks, residual, layer_norm, eps)
+        ctx.names, ctx.P, ctx.S, ctx.masks, ctx.eps = names, P, saved, masks, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        if ctx.needs_input_grad[0]:
+            raise NotImplementedError("seq2seq_forward gives no gradient with respect to the 2D input x.")
+        grads = _backward(ctx.P, ctx.S, ctx.masks, ctx.eps, d_out.contiguous())
+        ctx.S = ctx.P = None  # free the saved activations as soon as possible
+        return (None, None, None, None, None, *(grads[n] for n in ctx.names))
+
+
+def seq2seq_forward(params: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Tensor,
+                    layer_norm: bool, eps: float) -> Tensor:
+    """K stacked seq2seq models: x (K, B, T, 32) -> (K, B, T, 48), differentiable in ``params``.
+
+    ``params``: (K, ...) tensors keyed by ``param_names(layer_norm)``; ``masks``: (K, 5, T, B, H)
+    inverted-dropout masks (0 or 1/keep; all ones for a model without dropout is exact) or None;
+    ``residual``: (K,) 1.0/0.0 per model. No gradient flows to ``x`` (it is data)."""
+    names = param_names(layer_norm)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise KeyError(f"seq2seq_forward: missing parameter(s) {missing} for layer_norm={layer_norm}.")
+    return _Seq2SeqFunction.apply(x, masks, residual, layer_norm, eps, *(params[n] for n in names))

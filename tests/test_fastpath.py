@@ -1,0 +1,178 @@
+"""The production fast paths against the plain reference: the fused seq2seq autograd function
+(outputs, losses, every parameter gradient, for every toggle and several T), K stacked models
+BITWISE equal to K separate calls, the per-model dropout generator, ``predict_causal`` against
+the per-window path, and ``liftbench bench`` at a tiny size. No timing assertions."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
+from liftbench.models import NormStats, create_lifter
+from liftbench.models.seq2seq_fused import module_params, param_names, seq2seq_forward, stack_params
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors; and one thread spares the shared 2-core machine (cpu_performance_notes.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def mm_stats(dtype=torch.float32) -> NormStats:
+    d = torch.arange(OUTPUT_DIM, dtype=dtype)
+    return NormStats(torch.zeros(INPUT_DIM, dtype=dtype), torch.ones(INPUT_DIM, dtype=dtype),
+                     10.0 * torch.sin(d), 20.0 + 3.0 * d)
+
+
+def perturb_(model, scale):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+
+
+def assert_close(a, b, tol, what=""):
+    err = (a - b).abs().max().item()
+    assert err <= tol * (1.0 + b.abs().max().item()), f"{what}: max |diff| {err:.3g}"
+
+
+def pair(dtype, **cfg):
+    """A fast (fused) and a plain seq2seq with the same perturbed weights."""
+    torch.manual_seed(0)
+    fast = create_lifter("seq2seq", implementation="fast", **cfg).to(dtype).train()
+    perturb_(fast, 0.2)
+    plain = create_lifter("seq2seq", implementation="plain", **cfg).to(dtype).train()
+    plain.load_state_dict(fast.state_dict())
+    return fast, plain
+
+
+def run(model, x, y, stats, seed=123):
+    torch.manual_seed(seed)  # the same dropout masks for both paths (drawn in one call)
+    model.zero_grad(set_to_none=True)
+    out = model(x)
+    loss = model.loss(out, y, stats)
+    loss.backward()
+    return out.detach(), loss.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+
+SEQ_TOGGLES = list(itertools.product([True, False], [True, False], [0.0, 0.5], [0.0, 5.0]))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
+@pytest.mark.parametrize("T", [1, 2, 5, 7])
+@pytest.mark.parametrize("residual,layer_norm,dropout,smoothness", SEQ_TOGGLES)
+def test_fused_equals_plain(residual, layer_norm, dropout, smoothness, T, dtype, tol):
+    fast, plain = pair(dtype, hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm,
+                       dropout=dropout, smoothness=smoothness)
+    x = torch.randn(4, T, INPUT_DIM, dtype=dtype)
+    y = torch.randn(4, T, OUTPUT_DIM, dtype=dtype)
+    (out_f, loss_f, g_f), (out_p, loss_p, g_p) = (run(m, x, y, mm_stats(dtype)) for m in (fast, plain))
+    assert_close(out_f, out_p, tol, "output")
+    assert_close(loss_f, loss_p, tol, "loss")
+    assert g_f.keys() == g_p.keys() == set(param_names(layer_norm))
+    for n in g_p:
+        assert g_f[n] is not None and g_f[n].shape == g_p[n].shape, n
+        assert_close(g_f[n], g_p[n], 10 * tol, n)
+
+
+def test_fused_float32_at_a_wider_size():
+    fast, plain = pair(torch.float32, hidden_size=128, dropout=0.5)
+    x, y = torch.randn(8, 5, INPUT_DIM), torch.randn(8, 5, OUTPUT_DIM)
+    (out_f, loss_f, g_f), (out_p, loss_p, g_p) = (run(m, x, y, mm_stats()) for m in (fast, plain))
+    assert_close(out_f, out_p, 1e-5, "output")
+    assert_close(loss_f, loss_p, 1e-5, "loss")
+    for n in g_p:
+        assert_close(g_f[n], g_p[n], 1e-4, n)
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k_stacked_is_bitwise_k_separate_calls(layer_norm, dtype):
+    """K = 3 models (different weights, inputs, masks and residual toggles) in one stacked call give
+    exactly, bit for bit, what three K = 1 calls give: outputs and every parameter gradient."""
+    K, B, T, H = 3, 4, 5, 16
+    torch.manual_seed(0)
+    models = [create_lifter("seq2seq", hidden_size=H, seq_len=T, layer_norm=layer_norm).to(dtype) for _ in range(K)]
+    for m in models:
+        perturb_(m, 0.2)
+    x = torch.randn(K, B, T, INPUT_DIM, dtype=dtype)
+    masks = torch.bernoulli(torch.full((K, 5, T, B, H), 0.5, dtype=dtype)) * 2.0
+    residual = torch.tensor([1.0, 0.0, 1.0], dtype=dtype)
+    d_out = torch.randn(K, B, T, OUTPUT_DIM, dtype=dtype)
+    leaves = {n: v.detach().clone().requires_grad_() for n, v in stack_params(models).items()}  # (K, ...)
+    out = seq2seq_forward(leaves, x, masks, residual, layer_norm, 1e-12)
+    out.backward(d_out)
+    for k in range(K):
+        one = {n: v.detach()[k : k + 1].clone().requires_grad_() for n, v in leaves.items()}  # (1, ...)
+        o = seq2seq_forward(one, x[k : k + 1], masks[k : k + 1], residual[k : k + 1], layer_norm, 1e-12)
+        o.backward(d_out[k : k + 1])
+        assert torch.equal(o, out[k : k + 1]), f"model {k}: output"
+        for n in leaves:
+            assert torch.equal(one[n].grad, leaves[n].grad[k : k + 1]), f"model {k}: {n}"
+
+
+def test_all_ones_masks_equal_no_dropout_bitwise():
+    """A packed model without dropout may be given all-ones masks: multiplying by 1 is exact."""
+    torch.manual_seed(0)
+    m = create_lifter("seq2seq", hidden_size=16, seq_len=3)
+    perturb_(m, 0.2)
+    x = torch.randn(1, 4, 3, INPUT_DIM)
+    r = torch.ones(1)
+    outs, grads = [], []
+    for masks in (None, torch.ones(1, 5, 3, 4, 16)):
+        m.zero_grad(set_to_none=True)
+        out = seq2seq_forward(module_params(m), x, masks, r, True, 1e-12)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in m.parameters()])
+    assert torch.equal(outs[0], outs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_stack_params_gradients_reach_each_module():
+    torch.manual_seed(0)
+    models = [create_lifter("seq2seq", hidden_size=8, seq_len=2) for _ in range(2)]
+    out = seq2seq_forward(stack_params(models), torch.randn(2, 3, 2, INPUT_DIM), None, torch.ones(2), True, 1e-12)
+    out.sum().backward()
+    for m in models:
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+def test_no_gradient_for_the_2d_input_and_missing_keys():
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=2)
+    x = torch.randn(1, 3, 2, INPUT_DIM, requires_grad=True)
+    out = seq2seq_forward(module_params(m), x, None, torch.ones(1), True, 1e-12)
+    with pytest.raises(NotImplementedError, match="2D input"):
+        out.sum().backward()
+    params = module_params(m)
+    params.pop("decoder_out.bias")
+    with pytest.raises(KeyError, match="decoder_out.bias"):
+        seq2seq_forward(params, x.detach(), None, torch.ones(1), True, 1e-12)
+
+
+def test_dropout_generator_is_a_per_model_stream():
+    """With ``dropout_generator`` set, the masks come from that stream and the global RNG is untouched."""
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()
+    x = torch.randn(2, 3, INPUT_DIM)
+    m.dropout_generator = torch.Generator().manual_seed(5)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        a = m(x)
+    assert torch.equal(torch.get_rng_state(), state)
+    m.dropout_generator = torch.Generator().manual_seed(5)
+    torch.manual_seed(99)
+    with torch.no_grad():
+        b = m(x)
+    assert torch.equal(a, b)
+    m.dropout_generator = None  # default: the global RNG, as before
+    torch.manual_seed(0)
+    with torch.no_grad():
+        c = m(x)
+    assert not torch.equal(a, c) and not torch.equal(torch.get_rng_state(), state)
