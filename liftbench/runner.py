@@ -27,6 +27,7 @@ from liftbench.train import CHECKPOINT
 
 DEFAULT_OUT = Path("results")
 NOISE_SEED = 0  # the same test noise for every model and run of a suite
+ERROR_FILE = "error.txt"  # the one-line reason of a trial's last failure (removed when it succeeds)
 
 
 def suite_dir(out: Path, suite: str, preset: str, dataset: str) -> Path:
@@ -72,11 +73,23 @@ def run_trial(spec: RunSpec, out: Path, data_dir: str | Path | None = None, devi
         rows = read_rows(results_path)
         rows = rows[pd.to_numeric(rows["test_noise"], errors="coerce").isin(spec.test_noise)].copy()
         rows["suite"], rows["variant"] = spec.suite, spec.variant
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
         return TrialResult(spec, rows_frame(rows), trained=not outcome.skipped, evaluated=evaluated)
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
+        record_failure(out, spec, one_line(exc))
         return TrialResult(spec, error_rows(spec, one_line(exc)), trained=False, evaluated=0, error=one_line(exc))
     finally:
         lock.unlink(missing_ok=True)
+
+
+def record_failure(out: Path, spec: RunSpec, message: str) -> None:
+    """Leave the one-line reason in the run directory, so ``liftbench status`` shows the trial as failed."""
+    try:
+        run_dir = Path(out) / "runs" / spec.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).write_text(message + "\n")
+    except OSError:
+        pass  # the error rows still carry the reason
 
 
 def error_rows(spec: RunSpec, message: str) -> pd.DataFrame:
@@ -91,7 +104,8 @@ def error_rows(spec: RunSpec, message: str) -> pd.DataFrame:
 
 
 def trial_status(spec: RunSpec, out: Path) -> str:
-    """done | running | interrupted | pending, from the run directory alone (works while a suite runs)."""
+    """done | trained | running | failed | interrupted | pending, from the run directory alone (works while a
+    suite runs, on any executor: a trial holds ``.lock`` with its host and pid while it runs)."""
     run_dir = Path(out) / "runs" / spec.run_id
     meta_path = run_dir / RUN_META
     if meta_path.is_file():
@@ -114,6 +128,8 @@ def trial_status(spec: RunSpec, out: Path) -> str:
             return "running"
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             return "interrupted"
+    if (run_dir / ERROR_FILE).exists():
+        return "failed"
     return "interrupted" if (run_dir / CHECKPOINT).exists() else "pending"
 
 

@@ -26,6 +26,8 @@ CpusPerTrialOpt = Annotated[float, typer.Option("--cpus-per-trial", help="Ray: C
 def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, device, out, set_, test_noise=None,
              axis_values=None, train_noise=None, executor="local", workers=1, extra_overrides=None,
              devices=None, ray_address=None, gpus_per_trial=0.0, cpus_per_trial=1.0) -> None:
+    from rich.markup import escape
+
     from liftbench.cli.progress import RichTrainProgress, make_progress
     from liftbench.config import parse_assignments
     from liftbench.report import render_suite
@@ -45,30 +47,36 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
     directory = suite_dir(out, suite.name, preset, specs[0].config.data.name)
     console.print(f"[bold]{suite.name}[/] v{suite.version} preset={preset}: {len(specs)} run(s) x "
                   f"{len(specs[0].test_noise)} test condition(s) -> {directory}")
-    exec_obj = None
-    if executor != "local" or workers > 1:
-        from liftbench.executors import get_executor
+    progress = make_progress()
+    overall = progress.add_task(f"suite {suite.name}", total=len(specs), info="")
+    trial_bar = RichTrainProgress(progress)
 
-        if executor == "ray":
-            exec_obj = get_executor("ray", address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
-        else:
-            exec_obj = get_executor(executor, workers=workers, devices=[d for d in (devices or "").split(",") if d])
-    with make_progress() as progress:
-        overall = progress.add_task(f"suite {suite.name}", total=len(specs), info="")
-        trial_bar = RichTrainProgress(progress)
+    def on_start(i, spec):
+        trial_bar.label = f"{spec.variant} s{spec.seed}" + (f" {spec.axis_key.split('.')[-1]}={spec.axis_value}" if spec.axis_key else "")
+        return trial_bar
 
-        def on_start(i, spec):
-            trial_bar.label = f"{spec.variant} s{spec.seed}" + (f" {spec.axis_key.split('.')[-1]}={spec.axis_value}" if spec.axis_key else "")
-            return trial_bar
+    def on_counts(c):  # trials in other processes: one overall bar with done / running / failed / pending
+        progress.update(overall, completed=c.done + c.failed,
+                        info=f"done {c.done} · running {c.running} · failed {c.failed} · pending {c.pending}")
 
-        def on_end(i, result):
+    in_process = executor == "local" and workers == 1
+    exec_obj = _make_executor(executor, workers=workers, devices=devices, ray_address=ray_address,
+                              gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                              on_progress=None if in_process else on_counts, on_trial_start=on_start)
+
+    def on_end(i, result):
+        state = "error: " + escape(result.error) if result.error else ("trained" if result.trained else "already trained")
+        if in_process:
             trial_bar.finish()
-            state = "error: " + result.error if result.error else ("trained" if result.trained else "already trained")
             progress.update(overall, advance=1, info=f"last: {result.spec.variant} ({state})")
+        else:
+            progress.console.print(f"  {result.spec.variant} s{result.spec.seed}: {state}", soft_wrap=True)
 
+    with progress:
         rows, summary, results = run_suite(specs, out, directory, data_dir=data_dir, device=device,
-                                           info={"suite": suite.name, "version": suite.version, "preset": preset},
-                                           on_trial_start=on_start, on_trial_end=on_end, executor=exec_obj)
+                                           info={"suite": suite.name, "version": suite.version, "preset": preset,
+                                                 "executor": executor},
+                                           on_trial_end=on_end, executor=exec_obj)
     trained = sum(r.trained for r in results)
     failed = [r for r in results if r.error]
     render_suite(directory, console)
@@ -76,8 +84,31 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
                   f"{len(failed)} failed. Files: {directory}/results.csv, summary.csv, report.md, plots/")
     if failed:
         for r in failed:
-            console.print(f"[red]failed[/] {r.spec.variant} seed {r.spec.seed}: {r.error}", soft_wrap=True)
+            console.print(f"[red]failed[/] {r.spec.variant} seed {r.spec.seed}: {escape(r.error)}", soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _make_executor(executor: str, *, workers: int, devices: str | None, ray_address: str | None,
+                   gpus_per_trial: float, cpus_per_trial: float, on_progress, on_trial_start):
+    """The executor behind ``--executor``; local-only and ray-only options are rejected on the other."""
+    from rich.markup import escape
+
+    from liftbench.errors import ConfigError, MissingExtraError
+    from liftbench.executors import get_executor
+
+    device_list = [d.strip() for d in (devices or "").split(",") if d.strip()]
+    if executor == "local":
+        if ray_address or gpus_per_trial:
+            raise ConfigError("--ray-address / --gpus-per-trial need --executor ray.")
+        if device_list and workers < 2:
+            raise ConfigError("--devices needs --workers N (N >= 2); for one process use --device.")
+        return get_executor("local", workers=workers, devices=device_list, on_progress=on_progress,
+                            on_trial_start=on_trial_start)
+    try:
+        return get_executor(executor, workers=workers, devices=device_list, on_progress=on_progress,
+                            address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+    except MissingExtraError as exc:  # the message names liftbench[ray]: keep rich from reading it as markup
+        raise MissingExtraError(escape(str(exc))) from exc
 
 
 @app.command("run", rich_help_panel="Suites")
