@@ -85,10 +85,10 @@ def predict_sequences(model: Lifter, stats: NormStats, sequences: list[Sequence]
     index = torch.from_numpy(causal_window_index(table, model.window)).to(device)  # (F, T)
     inputs = torch.from_numpy(table.inputs).to(device)  # (F, 32)
     stats_dev = stats.to(device)
-    out = torch.empty((table.n_frames, OUTPUT_DIM), dtype=torch.float32, device=device)  # (F, 48)
-    for a in range(0, table.n_frames, batch_size):
-        windows = inputs[index[a : a + batch_size]]  # (b, T, 32)
-        out[a : a + batch_size] = stats_dev.unnormalize_output(model.predict_last(windows))  # (b, 48) mm
+    out = stats_dev.unnormalize_output(model.predict_causal(inputs, index, batch_size)).float()  # (F, 48) mm
+    if out.shape != (table.n_frames, OUTPUT_DIM):
+        raise DataError(f"{type(model).__name__}.predict_causal returned shape {tuple(out.shape)}, expected "
+                        f"({table.n_frames}, {OUTPUT_DIM}); this is a bug in the lifter, not in your data.")
     pred = outputs_to_poses(out.cpu().numpy().astype(np.float64)).astype(np.float32)  # (F, 17, 3)
     target = np.concatenate([root_centre(s.joints_3d.astype(np.float64)) for s in sequences]).astype(np.float32)
     seq_ids = table.sequence_ids()

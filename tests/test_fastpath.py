@@ -176,3 +176,74 @@ def test_dropout_generator_is_a_per_model_stream():
     with torch.no_grad():
         c = m(x)
     assert not torch.equal(a, c) and not torch.equal(torch.get_rng_state(), state)
+
+
+# ---------------------------------------------------------------------------------------- causal evaluation
+def causal_index(lengths, T):
+    """(F, T) causal window rows of concatenated sequences (first frame repeated), written out here."""
+    rows, start = [], 0
+    for n in lengths:
+        for f in range(n):
+            rows.append([start + max(f - T + 1 + j, 0) for j in range(T)])
+        start += n
+    return torch.tensor(rows, dtype=torch.long)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("residual,layer_norm", [(True, True), (False, False)])
+def test_predict_causal_equals_per_window_plain(dtype, tol, residual, layer_norm):
+    """Sequences shorter than, equal to and longer than T; batch sizes that split sequences."""
+    T = 5
+    torch.manual_seed(0)
+    fast = create_lifter("seq2seq", hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm).to(dtype)
+    perturb_(fast, 0.2)
+    plain = create_lifter("seq2seq", hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm,
+                          implementation="plain").to(dtype)
+    plain.load_state_dict(fast.state_dict())
+    fast.eval(), plain.eval()
+    lengths = [3, 5, 11, 1, 8]
+    inputs = torch.randn(sum(lengths), INPUT_DIM, dtype=dtype)
+    index = causal_index(lengths, T)
+    with torch.no_grad():
+        ref = plain(inputs[index])[:, -1]  # every window through the full plain forward
+        for batch in (4, 7, 1000):
+            got = fast.predict_causal(inputs, index, batch)
+            assert got.shape == (sum(lengths), OUTPUT_DIM)
+            assert_close(got, ref, tol, f"batch {batch}")
+            assert_close(plain.predict_causal(inputs, index, batch), ref, tol, "base default")
+
+
+def test_predict_causal_with_dropout_in_train_mode_falls_back():
+    """Dropout masks are per window, so the shared-frame path must not be used in train mode."""
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()
+    inputs = torch.randn(6, INPUT_DIM)
+    index = causal_index([6], 3)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        a = m.predict_causal(inputs, index, 4)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        b = torch.cat([m(inputs[index[:4]])[:, -1], m(inputs[index[4:]])[:, -1]])
+    assert torch.equal(a, b)
+
+
+def test_evaluator_uses_predict_causal(monkeypatch):
+    """predict_sequences goes through predict_causal and checks the shape it returns."""
+    from liftbench.data.dataset import Sequence
+    from liftbench.errors import DataError
+    from liftbench.evaluate import predict_sequences
+
+    rng = np.random.default_rng(0)
+    seqs = [Sequence("S9", "Walking 1", c, rng.normal(size=(n, 17, 2)).astype(np.float32) * 100,
+                     rng.normal(size=(n, 17, 3)).astype(np.float32) * 100) for c, n in enumerate([2, 9])]
+    stats = NormStats(torch.zeros(INPUT_DIM), torch.full((INPUT_DIM,), 100.0), torch.zeros(OUTPUT_DIM),
+                      torch.full((OUTPUT_DIM,), 100.0))
+    fast = create_lifter("seq2seq", hidden_size=8, seq_len=4)
+    plain = create_lifter("seq2seq", hidden_size=8, seq_len=4, implementation="plain")
+    plain.load_state_dict(fast.state_dict())
+    a = predict_sequences(fast, stats, seqs, torch.device("cpu"), batch_size=3)
+    b = predict_sequences(plain, stats, seqs, torch.device("cpu"), batch_size=5)
+    assert np.allclose(a.pred, b.pred, atol=1e-3) and len(a) == 11
+    monkeypatch.setattr(fast, "predict_causal", lambda inputs, index, batch_size: torch.zeros(3, OUTPUT_DIM))
+    with pytest.raises(DataError, match="predict_causal returned shape"):
+        predict_sequences(fast, stats, seqs, torch.device("cpu"))

@@ -64,6 +64,16 @@ class Lifter(nn.Module):
         Sequence models may override this with a cheaper path that computes the same function."""
         return self.forward(x)[:, -1]
 
+    def predict_causal(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Causal predictions of every frame: inputs (F, 32) normalised frames, index (F, T) the rows of
+        the window ending at each frame -> (F, 48), the last output of each window.
+
+        The evaluator calls this, not ``predict_last``, so a sequence model can share per-frame work
+        between the T windows that contain a frame. Default: gather ``batch_size`` windows at a time."""
+        chunks = [self.predict_last(inputs[index[a : a + batch_size]])  # (b, T, 32) -> (b, 48)
+                  for a in range(0, index.shape[0], batch_size)]
+        return torch.cat(chunks)  # (F, 48)
+
     def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
         """Training loss of normalised predictions/targets (B, T, 48); default: MSE in normalised space."""
         return torch.mean((pred - target) ** 2)
