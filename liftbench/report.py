@@ -16,8 +16,9 @@ def _fmt(v: float, digits: int = 1) -> str:
 
 
 def paper_table(rows: pd.DataFrame, metric: str, title: str, row_label: str = "liftbench",
-                by: list[str] | None = None) -> Table:
-    """Wide table: action groups as columns plus Avg (action_mean), one row per ``by`` group."""
+                by: list[str] | None = None, order: list[str] | None = None) -> Table:
+    """Wide table: action groups as columns plus Avg (action_mean), one row per ``by`` group
+    (in ``order`` of the first ``by`` key when given; values averaged over the remaining rows, e.g. seeds)."""
     df = rows[(rows["metric"] == metric) & rows["slice_type"].isin(["action", "all"])]
     actions = sorted(df.loc[df["slice_type"] == "action", "slice"].unique())
     table = Table(title=title)
@@ -27,10 +28,22 @@ def paper_table(rows: pd.DataFrame, metric: str, title: str, row_label: str = "l
     table.add_column("Avg", justify="right", style="bold")
     groups = [(row_label, df)] if not by else [(" ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))), g)
                                                for key, g in df.groupby(by, sort=False)]
+    if order:
+        rank = {v: i for i, v in enumerate(order)}
+        groups.sort(key=lambda item: rank.get(item[0].split(" ")[0], len(rank)))
     for label, g in groups:
         values = g.groupby("slice")["value"].mean()
         table.add_row(label, *[_fmt(values.get(a, np.nan)) for a in actions], _fmt(values.get("action_mean", np.nan)))
     return table
+
+
+def _table_markdown(table: Table) -> list[str]:
+    """A rich Table as Markdown lines (header, rule, rows)."""
+    headers = [str(c.header) for c in table.columns]
+    cells = [list(map(str, c.cells)) for c in table.columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(col[i] for col in cells) + " |" for i in range(len(cells[0]) if cells else 0)]
+    return lines
 
 
 def joint_table(rows: pd.DataFrame) -> Table:
@@ -158,6 +171,15 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
     tables.append(table)
+    if suite == "ablation":  # Table 4 is per action group too: P1 and P2, one row per variant
+        clean = rows[(rows["status"].astype(str) == "ok")
+                     & (pd.to_numeric(rows["test_noise"], errors="coerce") == pd.to_numeric(rows["test_noise"], errors="coerce").min())]
+        for metric, title in (("mpjpe", "Protocol #1 (MPJPE, mm)"), ("p_mpjpe", "Protocol #2 (P-MPJPE, mm)")):
+            wide = paper_table(clean, metric, title=f"{suite}: {title} per action group, mean over seeds", by=["variant"],
+                               order=variants)
+            tables.append(wide)
+            md += ["", f"### {title} per action group (mean over seeds; Avg = unweighted mean over groups)", "",
+                   *_table_markdown(wide)]
     md += ["", "Paper values are published Human3.6M numbers (baselines/), shown for orientation only; "
            "they are not liftbench results and not comparable when the dataset differs.", ""]
     errors = rows[rows["status"].astype(str) == "error"]

@@ -13,6 +13,15 @@ from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, KeypointsOpt, console
 
 
+def _short_citation(paper: str) -> str:
+    """'Martinez, Hossain, ..., ICCV 2017 (code: ...)' -> 'Martinez et al., ICCV 2017' (the full text is in --json)."""
+    import re
+
+    authors = paper.split(",")[0].strip()
+    venue = re.search(r"\b([A-Z]{3,5} \d{4})\b", paper)
+    return f"{authors}{'' if '&' in authors else ' et al.'}" + (f", {venue.group(1)}" if venue else "")
+
+
 @app.command("models", rich_help_panel="Models")
 def models(as_json: JsonOpt = False) -> None:
     """Registered lifters: parameters, input window, ablation toggles and their paper defaults."""
@@ -23,11 +32,12 @@ def models(as_json: JsonOpt = False) -> None:
         console.print_json(json.dumps(rows))
         return
     table = Table(title="Lifters")
-    for col in ("name", "aliases", "parameters", "input window", "toggles (defaults)", "paper"):
-        table.add_column(col, overflow="fold")
+    for col in ("name", "aliases", "parameters", "window", "toggles (defaults)", "paper"):
+        table.add_column(col, no_wrap=col != "paper", justify="right" if col in ("parameters", "window") else "left")
     for r in rows:
-        toggles = ", ".join(f"{k}={v}" for k, v in r["toggles"].items())
-        table.add_row(r["name"], ", ".join(r["aliases"]), f"{r['parameters']:,}", str(r["input_window"]), toggles, r["paper"])
+        toggles = "\n".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r["toggles"].items())
+        table.add_row(r["name"], ", ".join(r["aliases"]), f"{r['parameters']:,}", str(r["input_window"]), toggles,
+                      _short_citation(r["paper"]))
     console.print(table)
 
 
