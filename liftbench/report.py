@@ -124,6 +124,9 @@ def _load_suite_files(directory: Path):
         raise ConfigError(f"{directory} is not a suite directory (no summary.csv / manifest.json); run a suite first.")
     rows = read_rows(directory / "results.csv")
     summary = pd.read_csv(directory / "summary.csv", keep_default_na=False, na_values=["nan", "NaN"])
+    for c in ("mean", "sd", "n", "ci95_low", "ci95_high"):  # sd/CI of a single seed are written as empty cells
+        if c in summary:
+            summary[c] = pd.to_numeric(summary[c], errors="coerce")
     return rows, summary, json.loads(manifest_path.read_text())
 
 
@@ -236,8 +239,11 @@ def suite_plots(directory: Path) -> list[Path]:
     plots.mkdir(exist_ok=True)
     written = []
     head = headline_frame(summary, ["mpjpe", "p_mpjpe"])
+    def varies_within_a_variant(axis: str) -> bool:  # an MLP (T=1) beside a seq2seq (T=5) is no sweep
+        return bool((head.groupby("variant")[axis].nunique() > 1).any()) if len(head) else False
+
     for axis, label in (("test_noise", "test noise sigma (px)"), ("seq_len", "sequence length T")):
-        if head[axis].nunique() > 1:
+        if varies_within_a_variant(axis):
             fig, axes = plt.subplots(1, 2, figsize=(10, 4))
             for ax, metric in zip(axes, ("mpjpe", "p_mpjpe")):
                 for variant, g in head[head["metric"] == metric].groupby("variant", sort=False):
@@ -256,7 +262,7 @@ def suite_plots(directory: Path) -> list[Path]:
             plt.close(fig)
             written.append(path)
     p1 = head[(head["metric"] == "mpjpe") & (head["test_noise"] == head["test_noise"].min())]
-    if p1["variant"].nunique() > 1 and head["seq_len"].nunique() == 1:
+    if p1["variant"].nunique() > 1 and not varies_within_a_variant("seq_len"):
         fig, ax = plt.subplots(figsize=(8, 4))
         order = list(dict.fromkeys(r["variant"] for r in manifest["runs"]))
         p1 = p1.set_index("variant").reindex([v for v in order if v in set(p1["variant"])])
