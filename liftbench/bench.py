@@ -1,22 +1,33 @@
 """`liftbench bench`: plain eager implementation vs liftbench's production path, measured in ONE process.
 
-Variants are interleaved step by step (plain, fast, plain, fast, ...) so the shared machine's drift hits
-both alike; we report medians with min/max and the ratios, plus analytic FLOPs, achieved GFLOP/s and the
+Variants are interleaved rep by rep (plain, production, plain, ...) so the shared machine's drift hits
+both alike; we report medians with min/max and the ratios, analytic FLOPs, achieved GFLOP/s and the
 fraction of this run's own measured matmul throughput. The machine's other load during the run is
 measured from /proc/stat and reported, because a second busy process distorts timings 5-20x.
 
 * plain: the obvious implementation (``implementation="plain"``: Python loop over time, one layer-norm
-  call per gate), ``torch.optim.Adam`` defaults, DataLoader-style batch assembly (per-sample slices
-  stacked), evaluation at the paper batch size through the full forward.
-* production: the fast cell (hoisted input projection, grouped layer norm), fused Adam, the training
-  set resident on the device as one tensor gathered by indexing, evaluation in large batches.
+  call per gate, per-step autograd), ``torch.optim.Adam`` defaults, DataLoader-style batch assembly
+  (per-sample slices stacked); evaluation at the paper batch size through the full forward.
+* production: what ``liftbench train`` / ``evaluate`` run: the seq2seq fused autograd function
+  (``models/seq2seq_fused.py``: weight gradients batched over time), fused Adam
+  (``train.make_optimizer``), the training set resident on the device and gathered by indexing
+  exactly as ``train.fit`` does; evaluation through the real evaluator
+  (``evaluate.predict_sequences`` -> ``predict_causal``) in large batches.
+
+FLOPs are matmul FLOPs only (``cpu_performance_notes.md`` section 2). "nominal" is the paper-graph
+count, the same for both paths; "executed" is what each path really multiplies (the production path
+skips the encoder's h = 0 step and shares per-frame encoder work between causal windows). Achieved
+GFLOP/s are reported with both counts; the % of matmul throughput uses the executed count.
+torch.compile is not used: the notes measured 0-25 % at 30-90 s compile time, flaky on this CPU.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +36,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
+from liftbench.data.skeleton import INPUT_DIM, NUM_JOINTS, OUTPUT_DIM
 from liftbench.models import create_lifter
 from liftbench.models.base import NormStats
 from liftbench.train import make_optimizer
+
+# Hook for variant packing: ``pack_bench(model_name=, device=, batch=, seq_len=, hidden=, reps=)``
+# returns a dict with at least ``speedup_pack`` (K packed vs K sequential runs); it is stored under
+# ``result["pack"]`` and ``result["speedup_pack"]``. None: not measured (``speedup_pack`` stays None).
+PackBench = Callable[..., dict[str, Any]]
+
+
+def default_pack_bench() -> PackBench | None:
+    """The packing benchmark the CLI uses: ``liftbench.packing.pack_bench`` once that module exists."""
+    try:
+        from liftbench.packing import pack_bench  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return pack_bench
 
 
 def _cpu_times() -> tuple[float, float]:
@@ -55,6 +80,45 @@ class LoadMonitor:
         own = (sum(os.times()[:4]) - self.own0) * os.sysconf("SC_CLK_TCK")
         total = total1 - self.total0
         self.other_pct = 100.0 * max(0.0, (busy1 - self.busy0) - own) / total if total > 0 else float("nan")
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
+    """Peak memory one call of ``fn`` needs above what was in use before it (MiB).
+
+    CUDA: the allocator's own peak. CPU: resident-set size sampled every 2 ms by a thread, after
+    returning freed heap to the OS (glibc ``malloc_trim``) so the baseline is honest; approximate."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    base, peak, done = _rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    fn()
+    done.set()
+    thread.join()
+    return max(0, max(peak[0], _rss_bytes()) - base) / 2**20
 
 
 @dataclass
@@ -92,15 +156,25 @@ def matmul_gflops(device: torch.device, size: int = 2048, reps: int = 5) -> floa
 
 
 def flops(model_name: str, hidden: int, batch: int, seq_len: int) -> dict[str, float]:
-    """Analytic matmul FLOPs (cpu_performance_notes.md section 2): forward per window, train step per batch."""
-    h = hidden
+    """Analytic matmul FLOPs: nominal (paper graph) and executed by each path, per train step / eval frame."""
+    h, T, B = hidden, seq_len, batch
     if model_name == "mlp":
         fwd = 2 * (INPUT_DIM * h + 4 * h * h + h * OUTPUT_DIM)
-        step = batch * (3 * fwd - 2 * INPUT_DIM * h)
-        return {"forward_per_window": fwd, "train_step": step, "eval_per_frame": fwd}
-    fwd = seq_len * 2 * ((INPUT_DIM * h + 2 * h * 4 * h) + (OUTPUT_DIM * h + 2 * h * 4 * h + h * OUTPUT_DIM))
-    step = batch * (3 * fwd - seq_len * 2 * INPUT_DIM * h)
-    return {"forward_per_window": fwd, "train_step": step, "eval_per_frame": fwd}
+        step = B * (3 * fwd - 2 * INPUT_DIM * h)  # fwd + dgrad + wgrad per GEMM, no dgrad into the input
+        return {"forward_per_window": fwd, "train_step": step, "train_plain": step, "train_production": step,
+                "eval_plain": fwd, "eval_production": fwd}
+    gate = 2 * (2 * h) * (4 * h)  # one [x, h] @ W per window and step
+    enc_in, dec_in, dec_out = 2 * INPUT_DIM * h, 2 * OUTPUT_DIM * h, 2 * h * OUTPUT_DIM
+    fwd = T * (enc_in + gate + dec_in + gate + dec_out)
+    step = B * (3 * fwd - T * enc_in)  # notes section 2
+    # plain autograd also skips the dgrad into the START token; fused additionally skips the encoder's
+    # t = 0 h-half (h = 0): forward, dgrad and wgrad of (B, H) x (H, 4H).
+    train_plain = step - B * dec_in
+    train_prod = train_plain - 3 * B * (gate // 2)
+    # causal eval, per frame: the encoder input projection and input half once per frame, the rest per window
+    eval_prod = enc_in + gate // 2 + (T - 1) * (gate // 2) + T * (dec_in + gate + dec_out)
+    return {"forward_per_window": fwd, "train_step": step, "train_plain": train_plain, "train_production": train_prod,
+            "eval_plain": fwd, "eval_production": eval_prod}
 
 
 def _unit_stats(device: torch.device) -> NormStats:
@@ -108,10 +182,21 @@ def _unit_stats(device: torch.device) -> NormStats:
                      torch.zeros(OUTPUT_DIM, device=device), torch.full((OUTPUT_DIM,), 100.0, device=device))
 
 
+def _synthetic_sequences(frames: int, length: int = 1000) -> list:
+    """Test-split stand-ins for the real evaluator: random 2D/3D poses in sequences of ``length`` frames."""
+    from liftbench.data.dataset import Sequence
+
+    rng = np.random.default_rng(1)
+    sizes = [length] * (frames // length) + ([frames % length] if frames % length else [])
+    return [Sequence("S9", "Walking", i % 4, (rng.standard_normal((n, NUM_JOINTS, 2)) * 100).astype(np.float32),
+                     (rng.standard_normal((n, NUM_JOINTS, 3)) * 100).astype(np.float32)) for i, n in enumerate(sizes)]
+
+
 def bench_model(model_name: str, device: torch.device, batch: int | None = None, seq_len: int | None = None,
-                hidden: int = 1024, reps: int = 10, warmup: int = 3, eval_batch: int = 1024, frames: int = 20000,
-                peak_gflops: float | None = None) -> dict[str, Any]:
+                hidden: int = 1024, reps: int = 10, warmup: int = 3, eval_batch: int = 2048, frames: int = 20000,
+                peak_gflops: float | None = None, pack_bench: PackBench | None = None) -> dict[str, Any]:
     """Interleaved train-step and evaluation timings of the plain and production paths of one model."""
+    from liftbench.evaluate import predict_sequences
     from liftbench.models import LIFTERS
 
     cls = LIFTERS.get(model_name)
@@ -119,83 +204,108 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
     params: dict[str, Any] = {"hidden_size": hidden}
     if model_name == "seq2seq":
         params["seq_len"] = seq_len or 5
-    torch.manual_seed(0)
-    variants = {}
-    for label, impl in (("plain", "plain"), ("fast", "fast")):
-        p = dict(params)
-        if "implementation" in {f for f in cls.Config.__dataclass_fields__}:
-            p["implementation"] = impl
+    has_impl = "implementation" in cls.Config.__dataclass_fields__
+    models = {}
+    for label, impl in (("plain", "plain"), ("production", "fast")):
         torch.manual_seed(0)
-        variants[label] = create_lifter(model_name, **p).to(device).train()
-    T = variants["fast"].window
+        models[label] = create_lifter(model_name, **params, **({"implementation": impl} if has_impl else {}))
+        models[label].to(device).train()
+    T = models["production"].window
     stats = _unit_stats(device)
     rng = np.random.default_rng(0)
     data_np = rng.standard_normal((frames, INPUT_DIM)).astype(np.float32)
     target_np = rng.standard_normal((frames, OUTPUT_DIM)).astype(np.float32)
-    data, target = torch.from_numpy(data_np).to(device), torch.from_numpy(target_np).to(device)
-    opt_plain = torch.optim.Adam(variants["plain"].parameters(), lr=1e-5)
-    opt_fast = make_optimizer(variants["fast"], 1e-5, device)
+    data, target = torch.from_numpy(data_np).to(device), torch.from_numpy(target_np).to(device)  # resident
+    starts = torch.arange(frames - T + 1, device=device)  # (W,) window starts, as train.fit has them
+    opt_plain = torch.optim.Adam(models["plain"].parameters(), lr=1e-5)  # defaults: per-tensor loop on CPU
+    opt_prod = make_optimizer(models["production"], 1e-5, device)  # fused Adam
     offsets = torch.arange(T, device=device)
 
     def plain_step() -> None:
-        starts = rng.integers(0, frames - T, batch)
-        xs = torch.stack([torch.from_numpy(data_np[s : s + T]) for s in starts]).to(device)  # DataLoader-style
-        ys = torch.stack([torch.from_numpy(target_np[s : s + T]) for s in starts]).to(device)
-        m = variants["plain"]
+        m = models["plain"].train()
+        picks = rng.integers(0, frames - T + 1, batch)
+        xs = torch.stack([torch.from_numpy(data_np[s : s + T]) for s in picks]).to(device)  # DataLoader-style
+        ys = torch.stack([torch.from_numpy(target_np[s : s + T]) for s in picks]).to(device)
         loss = m.loss(m(xs), ys, stats)
         opt_plain.zero_grad(set_to_none=True)
         loss.backward()
         opt_plain.step()
 
-    def fast_step() -> None:
-        rows = torch.randint(0, frames - T, (batch,), device=device)[:, None] + offsets  # (B, T) resident gather
-        m = variants["fast"]
+    def production_step() -> None:  # the body of train.fit's loop
+        m = models["production"].train()
+        picks = torch.from_numpy(rng.integers(0, len(starts), batch)).to(device)
+        rows = starts[picks][:, None] + offsets  # (B, T) rows of the resident tables
         loss = m.loss(m(data[rows]), target[rows], stats)
-        opt_fast.zero_grad(set_to_none=True)
+        opt_prod.zero_grad(set_to_none=True)
         loss.backward()
-        opt_fast.step()
+        opt_prod.step()
 
-    eval_frames = min(frames, 8 * eval_batch)
-    causal = (torch.arange(eval_frames, device=device)[:, None] + torch.arange(-T + 1, 1, device=device)).clamp(min=0)
+    plain_frames = min(16 * batch, frames)  # the plain evaluator is slow: fewer frames; frames/s is compared
+    causal = (torch.arange(plain_frames)[:, None] + torch.arange(-T + 1, 1)).clamp(min=0).numpy()  # (F, T)
+    sequences = _synthetic_sequences(min(frames, 2 * eval_batch))
+    eval_frames = sum(s.n_frames for s in sequences)
 
     @torch.no_grad()
     def plain_eval() -> None:
-        m = variants["plain"].eval()
-        for a in range(0, eval_frames, batch):
-            idx = causal[a : a + batch].cpu().numpy()
-            xs = torch.stack([torch.from_numpy(data_np[i]) for i in idx]).to(device)
+        m = models["plain"].eval()
+        for a in range(0, plain_frames, batch):
+            xs = torch.stack([torch.from_numpy(data_np[i]) for i in causal[a : a + batch]]).to(device)
             m(xs)[:, -1]
-        m.train()
 
-    @torch.no_grad()
-    def fast_eval() -> None:
-        m = variants["fast"].eval()
-        for a in range(0, eval_frames, eval_batch):
-            m.predict_last(data[causal[a : a + eval_batch]])
-        m.train()
+    def production_eval() -> None:
+        predict_sequences(models["production"], stats, sequences, device, batch_size=eval_batch)
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory = {"plain_train": peak_memory_mb(plain_step, device), "production_train": peak_memory_mb(production_step, device),
+              "plain_eval": peak_memory_mb(plain_eval, device), "production_eval": peak_memory_mb(production_eval, device)}
     with LoadMonitor() as load:
-        train = interleave({"plain": plain_step, "fast": fast_step}, reps, warmup, device)
-        ev = interleave({"plain": plain_eval, "fast": fast_eval}, max(3, reps // 3), 1, device)
+        train = interleave({"plain": plain_step, "production": production_step}, reps, warmup, device)
+        ev = interleave({"plain": plain_eval, "production": production_eval}, max(3, reps // 3), 1, device)
     f = flops(model_name, hidden, batch, T)
     peak = peak_gflops or matmul_gflops(device)
-    out: dict[str, Any] = {"model": model_name, "device": str(device), "batch": batch, "seq_len": T, "hidden": hidden,
-                           "flops_train_step": f["train_step"], "matmul_gflops": peak, "other_cpu_pct": load.other_pct,
-                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                           "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024}
-    if device.type == "cuda":
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    for label in ("plain", "fast"):
-        t = train[label].summary()
-        e = ev[label].summary()
-        gflops = f["train_step"] / (t["median_ms"] / 1e3) / 1e9
-        eval_fps = eval_frames / (e["median_ms"] / 1e3)
-        out[label] = {"train_step": t, "train_gflops": gflops, "train_pct_of_matmul": 100 * gflops / peak,
-                      "eval": e, "eval_frames_per_s": eval_fps,
-                      "eval_gflops": eval_fps * f["eval_per_frame"] / 1e9,
-                      "eval_pct_of_matmul": 100 * eval_fps * f["eval_per_frame"] / 1e9 / peak}
-    out["speedup_train"] = out["plain"]["train_step"]["median_ms"] / out["fast"]["train_step"]["median_ms"]
-    out["speedup_eval"] = out["fast"]["eval_frames_per_s"] / out["plain"]["eval_frames_per_s"]
-    out["speedup_pack"] = None  # variant packing is not implemented yet (see README)
+    out: dict[str, Any] = {
+        "model": model_name, "device": str(device), "batch": batch, "seq_len": T, "hidden": hidden,
+        "eval_batch": eval_batch, "flops": f, "matmul_gflops": peak, "other_cpu_pct": load.other_pct,
+        "threads": torch.get_num_threads(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gflops_note": "GFLOP/s and % of matmul use the FLOPs each path executes; *_nominal use the paper-graph count"}
+    for label in ("plain", "production"):
+        t, e = train[label].summary(), ev[label].summary()
+        n_eval = plain_frames if label == "plain" else eval_frames
+        fps = n_eval / (e["median_ms"] / 1e3)
+        train_s = t["median_ms"] / 1e3
+        out[label] = {
+            "train_step": t, "train_windows_per_s": batch / train_s,
+            "train_gflops": f[f"train_{label}"] / train_s / 1e9, "train_gflops_nominal": f["train_step"] / train_s / 1e9,
+            "train_pct_of_matmul": 100 * f[f"train_{label}"] / train_s / 1e9 / peak,
+            "eval": e, "eval_frames": n_eval, "eval_frames_per_s": fps,
+            "eval_gflops": fps * f[f"eval_{label}"] / 1e9, "eval_gflops_nominal": fps * f["eval_plain"] / 1e9,
+            "eval_pct_of_matmul": 100 * fps * f[f"eval_{label}"] / 1e9 / peak,
+            "peak_train_mb": memory[f"{label}_train"], "peak_eval_mb": memory[f"{label}_eval"]}
+    out["speedup_train"] = out["plain"]["train_step"]["median_ms"] / out["production"]["train_step"]["median_ms"]
+    out["speedup_eval"] = out["production"]["eval_frames_per_s"] / out["plain"]["eval_frames_per_s"]
+    out["speedup_pack"] = None
+    if pack_bench is not None:
+        out["pack"] = pack_bench(model_name=model_name, device=device, batch=batch, seq_len=T, hidden=hidden, reps=reps)
+        out["speedup_pack"] = out["pack"].get("speedup_pack")
     return out
+
+
+def flat_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One CSV row per (model, path)."""
+    rows = []
+    for r in results:
+        for v in ("plain", "production"):
+            p = r[v]
+            rows.append({
+                "model": r["model"], "path": v, "device": r["device"], "threads": r["threads"], "batch": r["batch"],
+                "seq_len": r["seq_len"], "hidden": r["hidden"], "eval_batch": r["eval_batch"] if v == "production" else r["batch"],
+                **{f"train_{k}": x for k, x in p["train_step"].items()},
+                "train_windows_per_s": p["train_windows_per_s"], "train_flops_executed": r["flops"][f"train_{v}"],
+                "train_flops_nominal": r["flops"]["train_step"], "train_gflops": p["train_gflops"],
+                "train_gflops_nominal": p["train_gflops_nominal"], "train_pct_of_matmul": p["train_pct_of_matmul"],
+                "eval_frames_per_s": p["eval_frames_per_s"], "eval_flops_per_frame_executed": r["flops"][f"eval_{v}"],
+                "eval_flops_per_frame_nominal": r["flops"]["eval_plain"], "eval_gflops": p["eval_gflops"],
+                "eval_gflops_nominal": p["eval_gflops_nominal"], "eval_pct_of_matmul": p["eval_pct_of_matmul"],
+                "peak_train_mb": p["peak_train_mb"], "peak_eval_mb": p["peak_eval_mb"], "peak_rss_mb": r["peak_rss_mb"],
+                "matmul_gflops": r["matmul_gflops"], "other_cpu_pct": r["other_cpu_pct"],
+                "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"], "speedup_pack": r["speedup_pack"]})
+    return rows

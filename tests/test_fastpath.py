@@ -247,3 +247,47 @@ def test_evaluator_uses_predict_causal(monkeypatch):
     monkeypatch.setattr(fast, "predict_causal", lambda inputs, index, batch_size: torch.zeros(3, OUTPUT_DIM))
     with pytest.raises(DataError, match="predict_causal returned shape"):
         predict_sequences(fast, stats, seqs, torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------- bench
+def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from liftbench.cli import app
+
+    out = tmp_path / "bench.csv"
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--hidden", "16", "--reps", "2", "--eval-batch", "256",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert set(df["model"]) == {"mlp", "seq2seq"} and set(df["path"]) == {"plain", "production"}
+    for col in ("train_median_ms", "train_gflops", "train_gflops_nominal", "eval_frames_per_s", "eval_pct_of_matmul",
+                "peak_train_mb", "speedup_train", "speedup_eval", "speedup_pack"):
+        assert col in df.columns, col
+    assert (df["train_median_ms"] > 0).all() and (df["eval_frames_per_s"] > 0).all()
+    seq = df[df["model"] == "seq2seq"].set_index("path")
+    assert seq.loc["production", "train_flops_executed"] < seq.loc["plain", "train_flops_executed"]
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--hidden", "16", "--reps", "2",
+                                      "--eval-batch", "256", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    (r,) = payload["results"]
+    assert r["speedup_train"] > 0 and r["speedup_eval"] > 0 and "speedup_pack" in r
+
+
+def test_bench_pack_hook_fills_speedup_pack():
+    from liftbench.bench import bench_model
+
+    calls = []
+
+    def fake_pack(**kw):
+        calls.append(kw)
+        return {"speedup_pack": 1.5, "k": 2}
+
+    r = bench_model("seq2seq", torch.device("cpu"), hidden=8, reps=1, warmup=0, eval_batch=64, frames=300,
+                    pack_bench=fake_pack)
+    assert r["speedup_pack"] == 1.5 and r["pack"]["k"] == 2 and calls[0]["model_name"] == "seq2seq"

@@ -20,44 +20,50 @@ def bench(
     batch: Annotated[int | None, typer.Option("--batch", help="Training batch (default: the paper's).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="seq2seq window (default 5).")] = None,
     hidden: Annotated[int, typer.Option("--hidden", help="Width (default 1024, the paper's).")] = 1024,
-    reps: Annotated[int, typer.Option("--reps", help="Timed training steps per variant.")] = 10,
+    reps: Annotated[int, typer.Option("--reps", help="Timed training steps per path.")] = 10,
+    eval_batch: Annotated[int, typer.Option("--eval-batch", help="Production evaluator batch (windows).")] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (speedup_train / speedup_eval / speedup_pack).")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write a CSV here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write a CSV here (one row per model and path).")] = None,
 ) -> None:
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
-    from liftbench.bench import bench_model, matmul_gflops
+    from liftbench.bench import bench_model, default_pack_bench, flat_rows, matmul_gflops
     from liftbench.pipeline import resolve_device
     from liftbench.results import write_text_atomic
 
     dev = resolve_device(device)
-    peak = matmul_gflops(dev)
-    results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, peak_gflops=peak)
+    peak_before = matmul_gflops(dev)
+    results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch,
+                           peak_gflops=peak_before, pack_bench=default_pack_bench())
                for m in (model or ["mlp", "seq2seq"])]
+    peak_after = matmul_gflops(dev)
     if out:
-        flat = [{"model": r["model"], "variant": v, "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"],
-                 "hidden": r["hidden"], **{f"train_{k}": x for k, x in r[v]["train_step"].items()},
-                 "train_gflops": r[v]["train_gflops"], "train_pct_of_matmul": r[v]["train_pct_of_matmul"],
-                 "eval_frames_per_s": r[v]["eval_frames_per_s"], "eval_pct_of_matmul": r[v]["eval_pct_of_matmul"],
-                 "matmul_gflops": r["matmul_gflops"], "other_cpu_pct": r["other_cpu_pct"], "peak_rss_mb": r["peak_rss_mb"],
-                 "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"]} for r in results for v in ("plain", "fast")]
-        write_text_atomic(out, pd.DataFrame(flat).to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(out, pd.DataFrame(flat_rows(results)).to_csv(index=False, float_format="%.6g"))
+    busy = max(r["other_cpu_pct"] for r in results)
     if as_json:
-        console.print_json(json.dumps(results, default=float))
+        console.print_json(json.dumps({"matmul_gflops_before": peak_before, "matmul_gflops_after": peak_after,
+                                       "other_cpu_pct": busy, "results": results}, default=float))
         return
-    table = Table(title=f"liftbench bench on {dev} (matmul {peak:.0f} GFLOP/s measured in this run)")
-    for col in ("model", "path", "train ms (median [min-max], n)", "train GFLOP/s", "% matmul", "eval frames/s", "eval % matmul"):
+    table = Table(title=f"liftbench bench on {dev}, {results[0]['threads']} thread(s); matmul {peak_before:.0f} GFLOP/s "
+                        f"before / {peak_after:.0f} after (measured in this run)")
+    table.caption = ("train ms: median \\[min-max], n. GF/s: matmul GFLOP/s counting the FLOPs each path executes "
+                     "(nominal paper-graph count in brackets); %mm: of the 'before' matmul throughput; "
+                     "eval: frames/s (batch); MiB: peak memory of one train step / one eval pass.")
+    for col in ("model", "path", "train ms", "GF/s", "%mm", "eval fps", "GF/s", "%mm", "MiB"):
         table.add_column(col, justify="right")
     for r in results:
-        for v in ("plain", "fast"):
-            t = r[v]["train_step"]
-            table.add_row(r["model"], "plain" if v == "plain" else "production",
-                          f"{t['median_ms']:.1f} [{t['min_ms']:.1f}-{t['max_ms']:.1f}], {t['n']}", f"{r[v]['train_gflops']:.1f}",
-                          f"{r[v]['train_pct_of_matmul']:.0f}", f"{r[v]['eval_frames_per_s']:,.0f}", f"{r[v]['eval_pct_of_matmul']:.0f}")
-        table.add_row("", "speed-up", f"train x{r['speedup_train']:.2f}", "", "", f"eval x{r['speedup_eval']:.2f}", "")
+        for v in ("plain", "production"):
+            p, t = r[v], r[v]["train_step"]
+            table.add_row(r["model"], v, f"{t['median_ms']:.1f} [{t['min_ms']:.1f}-{t['max_ms']:.1f}], {t['n']}",
+                          f"{p['train_gflops']:.1f} ({p['train_gflops_nominal']:.1f})", f"{p['train_pct_of_matmul']:.0f}",
+                          f"{p['eval_frames_per_s']:,.0f} ({r['eval_batch'] if v == 'production' else r['batch']})",
+                          f"{p['eval_gflops']:.1f} ({p['eval_gflops_nominal']:.1f})", f"{p['eval_pct_of_matmul']:.0f}",
+                          f"{p['peak_train_mb']:.0f}/{p['peak_eval_mb']:.0f}")
+        pack = "not measured" if r["speedup_pack"] is None else f"x{r['speedup_pack']:.2f}"
+        table.add_row("", "speed-up", f"x{r['speedup_train']:.2f}", "", "", f"x{r['speedup_eval']:.2f}", "", "",
+                      f"pack {pack}")
     console.print(table)
-    busy = max(r["other_cpu_pct"] for r in results)
     if busy == busy and busy > 5:
         console.print(f"[yellow]warning:[/] other processes used {busy:.0f}% of the CPU during the run; timings are unreliable.")
     else:
