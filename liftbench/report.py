@@ -58,42 +58,102 @@ def joint_table(rows: pd.DataFrame) -> Table:
     return table
 
 
-def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe") -> tuple[Table, list[str]]:
-    """liftbench per action group vs a published table; deltas; notes when datasets differ."""
+_METHOD_OF_MODEL = {"seq2seq": "hossain2018", "mlp": "martinez2017"}  # which published method a lifter re-implements
+
+
+def _paper_columns(pub: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Published result sets as (label, rows): per-action sets if the baseline has any, else headline-only ones."""
+    keys = ["table", "method_id", "train_2d", "input_2d", "variant", "noise_sigma_px"]
+    groups = list(pub.groupby(keys, sort=False, dropna=False))
+    per_action = [(k, g) for k, g in groups if (g["slice_type"] == "action").any()]
+    chosen = per_action or groups
+    out = []
+    for (table, method, train_2d, input_2d, variant, sigma), g in chosen:
+        noise = f" σ{float(sigma):g}" if float(sigma or 0) else ""
+        extra = "" if variant in ("", "full") else f" {variant}"
+        out.append((f"{method}\n{table}\n({input_2d}{noise}){extra}", g))
+    return out
+
+
+def _matching_column(config: dict, columns: list[tuple[str, pd.DataFrame]]) -> int | None:
+    """The published set a liftbench configuration is compared with: same method, 2D input and noise."""
+    method = _METHOD_OF_MODEL.get(str(config["model"]))
+    want = "gt" if str(config["keypoints"]) == "gt" and not config["test_noise"] else (
+        "gt+noise" if str(config["keypoints"]) == "gt" else None)
+    for i, (_, g) in enumerate(columns):
+        r = g.iloc[0]
+        if method and r["method_id"] != method:
+            continue
+        if str(r["variant"]) not in ("full", str(config["variant"])):
+            continue
+        if want is None and not str(r["input_2d"]).startswith("gt") or (
+                want is not None and r["input_2d"] == want and float(r["noise_sigma_px"] or 0) == float(config["test_noise"])):
+            return i
+    return None
+
+
+def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
+                       variant: str | None = None) -> tuple[Table, list[str]]:
+    """liftbench per action group (mean over seeds, one column per model/variant/2D input/noise) beside the
+    published per-action results of ``paper``, with deltas to the matching published set.
+
+    Returns the table and notes (different datasets, no matching published set, ...)."""
     from liftbench.baselines import load_baselines
     from liftbench.results import read_rows
 
     if metric not in ("mpjpe", "p_mpjpe"):
         raise ConfigError(f"--metric must be mpjpe or p_mpjpe, got '{metric}'.")
     ours = read_rows(Path(results))
-    ours = ours[(ours["metric"] == metric) & ours["slice_type"].isin(["action", "all"])]
+    ours = ours[(ours["metric"] == metric) & ours["slice_type"].isin(["action", "all"])
+                & (ours["status"].astype(str) == "ok")]
+    if variant:
+        ours = ours[ours["variant"].astype(str) == variant]
     if ours.empty:
-        raise ConfigError(f"{results} has no '{metric}' rows to compare; run liftbench evaluate first.")
+        raise ConfigError(f"{results} has no '{metric}' rows{f' for variant {variant}' if variant else ''} to compare; "
+                          "run liftbench evaluate (or a suite) first, or check --variant.")
     pub = load_baselines(paper)
     pub = pub[pub["metric"] == metric]
-    warnings = []
+    if pub.empty:
+        raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric {'p_mpjpe' if metric == 'mpjpe' else 'mpjpe'}.")
+    notes = []
     datasets = sorted(set(ours["dataset"].astype(str)))
     if any(d != "h36m" for d in datasets):
-        warnings.append(f"liftbench numbers are on {', '.join(datasets)}, the paper's on Human3.6M: the datasets differ, "
-                        "so per-action deltas are not a reproduction check (action groups may not even overlap).")
-    variants = list(pub[["method", "input_2d", "variant"]].drop_duplicates().itertuples(index=False, name=None))
-    mine = ours.groupby("slice")["value"].mean()
-    table = Table(title=f"{metric}: liftbench vs {paper} (published)")
-    table.add_column("action group")
-    table.add_column("liftbench", justify="right")
-    for method, input_2d, variant in variants:
-        table.add_column(f"{method} [{input_2d}{'' if variant in ('', 'full') else ', ' + str(variant)}]", justify="right")
-        table.add_column("Δ", justify="right")
-    slices = sorted(set(mine.index) | set(pub["slice"])) 
+        notes.append(f"liftbench numbers are on {', '.join(datasets)}, the paper's on Human3.6M: the datasets differ, so "
+                     "per-action deltas are not a reproduction check (action groups may not even overlap).")
+    ours = ours.assign(test_noise=pd.to_numeric(ours["test_noise"], errors="coerce"))
+    config_keys = ["model", "variant", "keypoints", "test_noise"]
+    configs = [(dict(zip(config_keys, k)), g.groupby("slice")["value"].mean())  # mean over seeds
+               for k, g in ours.groupby(config_keys, sort=False)]
+    columns = _paper_columns(pub)
+    show_delta = len(configs) <= 3
+    if not show_delta:
+        notes.append(f"{len(configs)} liftbench configurations: pass --variant NAME to see deltas for one of them.")
+    table = Table(title=f"{METRIC_LABEL.get(metric, metric)} (mm): liftbench vs {paper} (published, origin: published)")
+    table.add_column("action group", no_wrap=True)
+    for cfg, _ in configs:
+        noise = f" σ{cfg['test_noise']:g}" if cfg["test_noise"] else ""
+        table.add_column(f"liftbench\n{cfg['variant']}\n({cfg['keypoints']}{noise})", justify="right", style="bold")
+    for label, _ in columns:
+        table.add_column(label, justify="right")
+    matches = [_matching_column(cfg, columns) if show_delta else None for cfg, _ in configs]
+    for (cfg, _), m in zip(configs, matches):
+        if show_delta:
+            table.add_column(f"Δ {cfg['variant']}" + ("\nvs " + " ".join(columns[m][0].split("\n")[0::2])
+                                                      if m is not None else ""), justify="right")
+            if m is None:
+                notes.append(f"no published {paper} set matches liftbench {cfg['model']}/{cfg['variant']} on "
+                             f"{cfg['keypoints']} (noise {cfg['test_noise']:g} px): no delta shown.")
+    pub_values = [g.set_index("slice")["value"] for _, g in columns]
+    slices = sorted({s for _, v in configs for s in v.index} | {s for v in pub_values for s in v.index})
     slices = [s for s in slices if s not in ("action_mean", "frame_mean", "video_mean")] + ["action_mean"]
     for s in slices:
-        cells = [_fmt(mine.get(s, np.nan))]
-        for method, input_2d, variant in variants:
-            sel = pub[(pub["method"] == method) & (pub["input_2d"] == input_2d) & (pub["variant"] == variant) & (pub["slice"] == s)]
-            p = float(sel["value"].iloc[0]) if len(sel) else np.nan
-            cells += [_fmt(p), _fmt(mine.get(s, np.nan) - p)]
+        cells = [_fmt(v.get(s, np.nan)) for _, v in configs] + [_fmt(v.get(s, np.nan)) for v in pub_values]
+        if show_delta:
+            cells += [_fmt(v.get(s, np.nan) - pub_values[m].get(s, np.nan)) if m is not None else "—"
+                      for (_, v), m in zip(configs, matches)]
         table.add_row("Avg" if s == "action_mean" else s, *cells)
-    return table, warnings
+    table.caption = "Avg = unweighted mean over action groups; liftbench values are means over seeds"
+    return table, notes
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,3 +52,25 @@ def test_noise_report_plots_error_vs_sigma(tmp_path):
     names = {p.name for p in render_suite(tmp_path / "suite", Console(width=200, record=True))}
     assert "error_vs_test_noise.png" in names
     assert "variants_p1.png" in names  # two models at the clean condition
+
+
+def test_compare_with_paper_deltas_match_the_gt_row(ablation_dir, run_cli):
+    import pandas as pd
+
+    from liftbench.errors import ConfigError
+    from liftbench.report import compare_with_paper
+
+    table, notes = compare_with_paper(ablation_dir / "results.csv", "hossain2018", "mpjpe", variant="full")
+    assert any("datasets differ" in n for n in notes)
+    headers = [str(c.header) for c in table.columns]
+    cells = {h: list(map(str, c.cells)) for h, c in zip(headers, table.columns)}
+    avg = cells[headers[0]].index("Avg")
+    rows = pd.read_csv(ablation_dir / "results.csv")
+    ours = rows[(rows.variant == "full") & (rows.metric == "mpjpe") & (rows.slice == "action_mean")].value.mean()
+    delta_col = [h for h in headers if h.startswith("Δ full")][0]
+    assert "hossain2018 (gt)" in delta_col  # liftbench trains on GT 2D: compared with the paper's GT row (39.2)
+    assert cells[delta_col][avg] == f"{ours - 39.2:.1f}"
+    with pytest.raises(ConfigError, match="no 'mpjpe' rows for variant nosuch"):
+        compare_with_paper(ablation_dir / "results.csv", "hossain2018", "mpjpe", variant="nosuch")
+    code, out, err = run_cli("compare", ablation_dir / "results.csv", "--paper", "nosuch")
+    assert code == 2 and "Unknown" in err and "Traceback" not in err

@@ -128,11 +128,12 @@ def compare(
     results: Annotated[Path, typer.Argument(help="A results.csv (run or suite).")],
     paper: Annotated[str, typer.Option("--paper", help="Baseline key, e.g. hossain2018, hossain2018_corrected, martinez2017.")] = "hossain2018_corrected",
     metric: Annotated[str, typer.Option("--metric", help="mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
+    variant: Annotated[str | None, typer.Option("--variant", help="Only this liftbench variant (e.g. full, mlp).")] = None,
 ) -> None:
     """liftbench vs a paper, per action group, with deltas; warns when datasets differ."""
     from liftbench.report import compare_with_paper
 
-    table, warnings = compare_with_paper(results, paper, metric)
+    table, warnings = compare_with_paper(results, paper, metric, variant)
     for w in warnings:
         console.print(f"[yellow]note:[/] {w}", soft_wrap=True)
     console.print(table)
