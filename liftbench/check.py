@@ -174,3 +174,11 @@ def update_reference(results: Path, reference: Path) -> list[Verdict]:
     changes = compare(results, reference, Tolerances(Tolerance(0.0, False))) if Path(reference).exists() else []
     write_rows(Path(reference), read_rows(results))
     return [v for v in changes if v.verdict != "same"]
+
+
+def check_files(results: str | Path, reference: str | Path, *, tol_mm: float | None = None,
+                tol_rel: float | None = None, tolerances: list[str] | None = None) -> tuple[list[Verdict], int]:
+    """Python entry point of ``liftbench check``: (every verdict, the exit code the CLI would return)."""
+    tols = load_tolerances(Path(reference), tol_mm, tol_rel, tolerances)
+    verdicts = compare(Path(results), Path(reference), tols)
+    return verdicts, exit_code(verdicts)
