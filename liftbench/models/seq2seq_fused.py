@@ -95,17 +95,18 @@ def _cell(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell,
         pre = torch.addcmul(p.shift, n, p.gain)  # (K, 1, 4, H) + (K, B, 4, H) * (K, 1, 4, H)
     else:
         pre = pre + p.shift  # bias (+1 on f): (K, B, 4, H) + (K, 1, 4, H)
-    sig = torch.sigmoid(pre)  # (K, B, 4, H); the j row is unused
-    g = torch.tanh(pre[:, :, 1])  # (K, B, H)
+    # unbind (not slices): its backward is one stack, not a zero-filled full-size gradient per slice
+    i, j, f, o = pre.unbind(2)  # 4 x (K, B, H), TF order i, j, f, o
+    s_i, s_f, s_o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(j)
     if g_mask is not None:
         g = g * g_mask  # recurrent dropout on the candidate
-    c = sig[:, :, 0] * g
+    c = s_i * g
     if c_prev is not None:  # zero initial state: the forget term is exactly zero
-        c = torch.addcmul(c, c_prev, sig[:, :, 2])
+        c = torch.addcmul(c, c_prev, s_f)
     if p.layer_norm:
         nc = F.layer_norm(c, (p.H,), None, None, eps)  # (K, B, H)
         c = torch.addcmul(p.state_shift, nc, p.state_gain)  # (K, 1, H) + (K, B, H) * (K, 1, H)
-    h = torch.tanh(c) * sig[:, :, 3]  # (K, B, H)
+    h = torch.tanh(c) * s_o  # (K, B, H)
     return h, c, pre, n, nc
 
 
