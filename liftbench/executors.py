@@ -239,7 +239,7 @@ class LocalPoolExecutor:
     workers: int
     devices: list[str] = field(default_factory=list)
     on_progress: ProgressFn | None = None
-    threads: int | None = None  # torch threads per worker (default: this machine's CPUs // workers)
+    threads: int | None = None  # torch threads per worker (default: CPUs // workers, at most OMP_NUM_THREADS)
 
     def __post_init__(self):
         if self.workers < 1:
@@ -248,8 +248,9 @@ class LocalPoolExecutor:
 
         for d in self.devices:
             resolve_device(d)  # an unusable --devices entry is one error now, not one per trial
-        if self.threads is None:
-            self.threads = max(1, available_cpus() // self.workers)
+        if self.threads is None:  # share the CPUs; never more than OMP_NUM_THREADS asks for
+            omp = os.environ.get("OMP_NUM_THREADS", "")
+            self.threads = max(1, min(available_cpus() // self.workers, int(omp) if omp.isdigit() and int(omp) else 1 << 30))
 
     def _pool(self):
         import concurrent.futures as cf
@@ -332,7 +333,7 @@ class RayExecutor:
         if ray.is_initialized():
             return
         env = _forwarded_env()
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
         if env:
             kwargs["runtime_env"] = {"env_vars": env}
         started_here = self.address is None

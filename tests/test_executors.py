@@ -132,6 +132,18 @@ def test_killed_suite_resumes_only_missing_trials(tmp_path, data_dir, specs, ref
     assert k1 == k2 and np.array_equal(v1, v2)  # the resumed run matches the uninterrupted one bitwise
 
 
+@pytest.mark.slow
+def test_cli_workers_reuse_and_exit_code(tmp_path, data_dir, reference, run_cli):
+    shutil.copytree(reference[0] / "runs", tmp_path / "runs")
+    args = ["noise", "--sigma", "5", "--data", "h36m", "--set", "train.epochs=1", "--set", "model.hidden_size=8",
+            "--set", "train.batch_size=16", "--workers", "2", "--out", str(tmp_path)]
+    code, out, err = run_cli(*args, "--data-dir", str(data_dir))
+    assert code == 0 and "0 trained now, 2 reused, 0 failed" in out and "done 2 · running 0" in out
+    args[-1] = str(tmp_path / "fresh")
+    code, out, err = run_cli(*args, "--data-dir", str(tmp_path / "missing"))  # every trial fails, none stops
+    assert code == 1 and "2 failed" in out and "not a directory" in out
+
+
 @pytest.mark.ray
 def test_ray_executor_equals_local(tmp_path, data_dir, specs, reference):
     ray = pytest.importorskip("ray")
