@@ -6,9 +6,10 @@ T steps (rows = B*T) runs at 110-125 (``cpu_performance_notes.md`` section 1). S
 
 * per step, only what the recurrence forces: forward ``h @ W_h`` (skipped at encoder t=0, where
   h = 0), and backward the data gradients ``dgates @ W^T`` that the previous step needs;
-* once over all steps (rows = B*T): every weight gradient (both LSTM kernels, the three linear
-  layers, all biases and layer-norm gains/shifts) and the encoder's input-half data gradient
-  ``dgates_e @ W_x^T`` (nothing in the recurrence depends on it);
+* once over all steps (rows = B*T): every weight-gradient matmul (both LSTM kernels, the three
+  linear layers; their biases as row sums) and the encoder's input-half data gradient
+  ``dgates_e @ W_x^T`` (nothing in the recurrence depends on it); the layer-norm gains/shifts
+  are batch sums per step (cheap reductions, no full-size per-step tensors kept);
 * nothing for exact zeros: no ``dy`` for the START token (a constant), no gradient for the 2D input.
 
 The point-wise part of a step (gate layer norms, sigmoid/tanh, dropout, cell update) is recomputed
@@ -170,8 +171,8 @@ def _cell_backward(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, 
                    dh: Tensor, dc: Tensor | None):
     """Gradients of one point-wise step, from a local recomputed graph.
 
-    Returns d gates (K, B, 4H), d c_prev (or None), and for the batched parameter gradients the
-    gradient at ``pre`` times/with ``n`` and the gradient at the final c with ``nc``."""
+    Returns d gates (K, B, 4H), d c_prev (or None), and this step's batch sums of the layer-norm
+    gain/shift gradients (or of the bias gradient without layer norm)."""
     with torch.enable_grad():
         g_in = gates.detach().requires_grad_()
         c_in = None if c_prev is None else c_prev.detach().requires_grad_()
@@ -184,8 +185,12 @@ def _cell_backward(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, 
         grads = torch.autograd.grad(outputs, inputs, grads_out)
     d_gates, d_pre = grads[0], grads[1]
     d_cprev = grads[2] if c_in is not None else None
-    d_c = grads[-1] if p.layer_norm else None
-    return d_gates, d_cprev, (d_pre, n, d_c, nc)
+    if not p.layer_norm:  # pre = gates + bias: the bias gradient is the batch sum at pre
+        return d_gates, d_cprev, (d_pre.sum(1),)  # (K, 4, H)
+    d_c = grads[-1]  # (K, B, H) at the final (affine) c
+    # Reduced over the batch here (small (K, 4, H) / (K, H) results), summed over steps by the caller:
+    # no full-size per-step tensors to keep; the order is fixed, the same for any K.
+    return d_gates, d_cprev, ((d_pre * n).sum(1), d_pre.sum(1), (d_c * nc).sum(1), d_c.sum(1))
 
 
 def _rowsum(v: Tensor) -> Tensor:
@@ -194,16 +199,12 @@ def _rowsum(v: Tensor) -> Tensor:
 
 
 def _cell_param_grads(p: _Cell, prefix: str, parts: list) -> dict[str, Tensor]:
-    """Layer-norm gains/shifts (or the bias) of one LSTM from the per-step parts, summed over all steps."""
-    K, H = p.shift.shape[0], p.H
-    d_pre = torch.stack([q[0] for q in parts], dim=1).view(K, -1, 4, H)  # (K, T*B, 4, H)
+    """Layer-norm gains/shifts (or the bias) of one LSTM: the per-step batch sums, summed over steps."""
+    total = [sum(q[i] for q in parts) for i in range(len(parts[0]))]  # steps in a fixed order
     if not p.layer_norm:
-        return {f"{prefix}.bias": _rowsum(d_pre).view(K, 4 * H)}  # (K, 4, H) -> (K, 4H)
-    n = torch.stack([q[1] for q in parts], dim=1).view(K, -1, 4, H)  # (K, T*B, 4, H)
-    d_c = torch.stack([q[2] for q in parts], dim=1).view(K, -1, H)  # (K, T*B, H)
-    nc = torch.stack([q[3] for q in parts], dim=1).view(K, -1, H)  # (K, T*B, H)
-    return {f"{prefix}.gate_ln_weight": _rowsum(d_pre * n), f"{prefix}.gate_ln_bias": _rowsum(d_pre),
-            f"{prefix}.state_ln_weight": _rowsum(d_c * nc), f"{prefix}.state_ln_bias": _rowsum(d_c)}
+        return {f"{prefix}.bias": total[0].reshape(total[0].shape[0], 4 * p.H)}  # (K, 4, H) -> (K, 4H)
+    names = ("gate_ln_weight", "gate_ln_bias", "state_ln_weight", "state_ln_bias")
+    return {f"{prefix}.{n}": v for n, v in zip(names, total)}  # (K, 4, H), (K, 4, H), (K, H), (K, H)
 
 
 def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d_out: Tensor) -> dict[str, Tensor]:
@@ -281,7 +282,9 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
 class _Seq2SeqFunction(torch.autograd.Function):
     """autograd wrapper: inputs (x, masks, residual, layer_norm, eps, *params in ``param_names`` order)."""
 
+    # Under CUDA autocast (bf16 option) the backward runs in the forward's autocast state; no-op on CPU.
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, x, masks, residual, layer_norm, eps, *tensors):
         names = param_names(layer_norm)
         P = dict(zip(names, tensors))
@@ -290,6 +293,7 @@ class _Seq2SeqFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, d_out):
         if ctx.needs_input_grad[0]:
             raise NotImplementedError("seq2seq_forward gives no gradient with respect to the 2D input x.")
