@@ -23,6 +23,7 @@ torch.compile is not used: the notes measured 0-25 % at 30-90 s compile time, fl
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
@@ -54,6 +55,85 @@ def default_pack_bench() -> PackBench | None:
     except ImportError:
         return None
     return pack_bench
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """Production-path options that exist only on CUDA. ``for_device`` drops them on any other device,
+    so CPU runs and tests never touch them (this code is not exercised on the CPU-only machine)."""
+
+    tf32: bool = False  # TF32 tensor-core matmuls (changes float32 numerics slightly)
+    bf16: bool = False  # bf16 autocast of forward + loss; the fused function's backward follows it
+    cuda_graph: bool = False  # capture the fixed-shape training step once, then replay it
+
+    def for_device(self, device: torch.device) -> CudaOptions:
+        return self if device.type == "cuda" else CudaOptions()
+
+    def names(self) -> list[str]:
+        return [n for n in ("tf32", "bf16", "cuda_graph") if getattr(self, n)]
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool):
+    """Allow TF32 matmuls inside the block only (CUDA), restoring the previous global setting."""
+    if not enabled:
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, target: torch.Tensor,
+                         starts: torch.Tensor, offsets: torch.Tensor, stats: NormStats,
+                         draw: Callable[[], np.ndarray], batch: int, device: torch.device,
+                         cuda: CudaOptions) -> Callable[[], None]:
+    """The body of ``train.fit``'s loop as a callable: draw window positions, gather them from the
+    resident tables, forward + loss, backward, optimiser step.
+
+    With ``cuda.cuda_graph`` (CUDA only) the fixed-shape step is captured once, following PyTorch's
+    whole-network recipe (warm-up on a side stream, grads set to None before capture, an optimiser
+    built with ``capturable=True``); each call then only refills the static row index and replays."""
+    cuda = cuda.for_device(device)
+    rows = torch.empty(batch, len(offsets), dtype=torch.long, device=device)  # (B, T) static index
+
+    def refill() -> None:
+        rows.copy_(starts[torch.from_numpy(draw()).to(device)][:, None] + offsets)  # (B, T)
+
+    def body() -> None:
+        model.train()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda.bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = model.loss(model(data[rows]), target[rows], stats)  # (B, T, 32) -> scalar
+        loss.backward()
+        opt.step()
+
+    if not cuda.cuda_graph:
+        def step() -> None:
+            refill()
+            opt.zero_grad(set_to_none=True)
+            body()
+        return step
+    refill()
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        body()
+
+    def replay() -> None:
+        refill()
+        graph.replay()
+    return replay
 
 
 def _cpu_times() -> tuple[float, float]:
@@ -194,7 +274,8 @@ def _synthetic_sequences(frames: int, length: int = 1000) -> list:
 
 def bench_model(model_name: str, device: torch.device, batch: int | None = None, seq_len: int | None = None,
                 hidden: int = 1024, reps: int = 10, warmup: int = 3, eval_batch: int = 2048, frames: int = 20000,
-                peak_gflops: float | None = None, pack_bench: PackBench | None = None) -> dict[str, Any]:
+                peak_gflops: float | None = None, pack_bench: PackBench | None = None,
+                cuda: CudaOptions = CudaOptions()) -> dict[str, Any]:
     """Interleaved train-step and evaluation timings of the plain and production paths of one model."""
     from liftbench.evaluate import predict_sequences
     from liftbench.models import LIFTERS
@@ -218,7 +299,11 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
     data, target = torch.from_numpy(data_np).to(device), torch.from_numpy(target_np).to(device)  # resident
     starts = torch.arange(frames - T + 1, device=device)  # (W,) window starts, as train.fit has them
     opt_plain = torch.optim.Adam(models["plain"].parameters(), lr=1e-5)  # defaults: per-tensor loop on CPU
-    opt_prod = make_optimizer(models["production"], 1e-5, device)  # fused Adam
+    cuda = cuda.for_device(device)
+    if cuda.cuda_graph:  # a captured optimiser step must keep its step counters on the device
+        opt_prod = torch.optim.Adam(models["production"].parameters(), lr=1e-5, fused=True, capturable=True)
+    else:
+        opt_prod = make_optimizer(models["production"], 1e-5, device)  # fused Adam, as train.fit
     offsets = torch.arange(T, device=device)
 
     def plain_step() -> None:
@@ -231,14 +316,8 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
         loss.backward()
         opt_plain.step()
 
-    def production_step() -> None:  # the body of train.fit's loop
-        m = models["production"].train()
-        picks = torch.from_numpy(rng.integers(0, len(starts), batch)).to(device)
-        rows = starts[picks][:, None] + offsets  # (B, T) rows of the resident tables
-        loss = m.loss(m(data[rows]), target[rows], stats)
-        opt_prod.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_prod.step()
+    production_step = make_production_step(models["production"], opt_prod, data, target, starts, offsets, stats,
+                                           lambda: rng.integers(0, len(starts), batch), batch, device, cuda)
 
     plain_frames = min(16 * batch, frames)  # the plain evaluator is slow: fewer frames; frames/s is compared
     causal = (torch.arange(plain_frames)[:, None] + torch.arange(-T + 1, 1)).clamp(min=0).numpy()  # (F, T)
@@ -257,7 +336,7 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
 
     memory = {"plain_train": peak_memory_mb(plain_step, device), "production_train": peak_memory_mb(production_step, device),
               "plain_eval": peak_memory_mb(plain_eval, device), "production_eval": peak_memory_mb(production_eval, device)}
-    with LoadMonitor() as load:
+    with LoadMonitor() as load, _tf32(cuda.tf32):
         train = interleave({"plain": plain_step, "production": production_step}, reps, warmup, device)
         ev = interleave({"plain": plain_eval, "production": production_eval}, max(3, reps // 3), 1, device)
     f = flops(model_name, hidden, batch, T)
@@ -265,7 +344,7 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
     out: dict[str, Any] = {
         "model": model_name, "device": str(device), "batch": batch, "seq_len": T, "hidden": hidden,
         "eval_batch": eval_batch, "flops": f, "matmul_gflops": peak, "other_cpu_pct": load.other_pct,
-        "threads": torch.get_num_threads(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(), "cuda_options": cuda.names(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "gflops_note": "GFLOP/s and % of matmul use the FLOPs each path executes; *_nominal use the paper-graph count"}
     for label in ("plain", "production"):
         t, e = train[label].summary(), ev[label].summary()

@@ -250,12 +250,15 @@ def test_evaluator_uses_predict_causal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- bench
-def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path):
+def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
     import json
 
     from typer.testing import CliRunner
 
+    import liftbench.bench
     from liftbench.cli import app
+
+    monkeypatch.setattr(liftbench.bench, "default_pack_bench", lambda: None)  # packing has its own tests
 
     out = tmp_path / "bench.csv"
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--hidden", "16", "--reps", "2", "--eval-batch", "256",
@@ -272,11 +275,13 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path):
     seq = df[df["model"] == "seq2seq"].set_index("path")
     assert seq.loc["production", "train_flops_executed"] < seq.loc["plain", "train_flops_executed"]
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--hidden", "16", "--reps", "2",
-                                      "--eval-batch", "256", "--json"])
+                                      "--eval-batch", "256", "--json", "--cuda-graph", "--bf16", "--tf32"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
+    payload = json.loads(result.stdout)
     (r,) = payload["results"]
-    assert r["speedup_train"] > 0 and r["speedup_eval"] > 0 and "speedup_pack" in r
+    assert r["speedup_train"] > 0 and r["speedup_eval"] > 0 and r["speedup_pack"] is None
+    assert r["cuda_options"] == []  # CUDA-only options are dropped on the CPU
+    assert "only apply on CUDA" in result.stderr
 
 
 def test_bench_pack_hook_fills_speedup_pack():

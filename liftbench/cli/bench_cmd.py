@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from liftbench.cli import app
-from liftbench.cli._common import DeviceOpt, console
+from liftbench.cli._common import DeviceOpt, console, err_console
 
 
 @app.command("bench", rich_help_panel="Performance")
@@ -22,20 +22,27 @@ def bench(
     hidden: Annotated[int, typer.Option("--hidden", help="Width (default 1024, the paper's).")] = 1024,
     reps: Annotated[int, typer.Option("--reps", help="Timed training steps per path.")] = 10,
     eval_batch: Annotated[int, typer.Option("--eval-batch", help="Production evaluator batch (windows).")] = 2048,
+    tf32: Annotated[bool, typer.Option("--tf32", help="CUDA only: TF32 matmuls in the production path.", rich_help_panel="CUDA")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="CUDA only: bf16 autocast in the production path.", rich_help_panel="CUDA")] = False,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="CUDA only: capture the training step as a CUDA graph.", rich_help_panel="CUDA")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (speedup_train / speedup_eval / speedup_pack).")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Also write a CSV here (one row per model and path).")] = None,
 ) -> None:
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
-    from liftbench.bench import bench_model, default_pack_bench, flat_rows, matmul_gflops
+    from liftbench.bench import CudaOptions, bench_model, default_pack_bench, flat_rows, matmul_gflops
     from liftbench.pipeline import resolve_device
     from liftbench.results import write_text_atomic
 
     dev = resolve_device(device)
+    cuda = CudaOptions(tf32=tf32, bf16=bf16, cuda_graph=cuda_graph)
+    if cuda.names() and dev.type != "cuda":
+        err_console.print(f"note: {', '.join('--' + n.replace('_', '-') for n in cuda.names())} only apply on CUDA; "
+                      f"ignored on {dev}.")
     peak_before = matmul_gflops(dev)
     results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch,
-                           peak_gflops=peak_before, pack_bench=default_pack_bench())
+                           peak_gflops=peak_before, pack_bench=default_pack_bench(), cuda=cuda)
                for m in (model or ["mlp", "seq2seq"])]
     peak_after = matmul_gflops(dev)
     if out:
@@ -46,7 +53,8 @@ def bench(
                                        "other_cpu_pct": busy, "results": results}, default=float))
         return
     table = Table(title=f"liftbench bench on {dev}, {results[0]['threads']} thread(s); matmul {peak_before:.0f} GFLOP/s "
-                        f"before / {peak_after:.0f} after (measured in this run)")
+                        f"before / {peak_after:.0f} after (measured in this run)"
+                        + (f"; CUDA options {', '.join(cuda.names())}" if cuda.for_device(dev).names() else ""))
     table.caption = ("train ms: median \\[min-max], n. GF/s: matmul GFLOP/s counting the FLOPs each path executes "
                      "(nominal paper-graph count in brackets); %mm: of the 'before' matmul throughput; "
                      "eval: frames/s (batch); MiB: peak memory of one train step / one eval pass.")
