@@ -126,8 +126,7 @@ def internal_error_line(exc: BaseException) -> str:
     """One line for an exception that is not a LiftbenchError (a bug): type, message and where."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
-    return (f"internal error {type(exc).__name__}: {one_line(exc)}{where} (rerun with --executor local and "
-            "LIFTBENCH_DEBUG=1 for the traceback)")
+    return f"internal error {type(exc).__name__}: {one_line(exc)}{where} (LIFTBENCH_DEBUG=1 prints the traceback)"
 
 
 def failed_trial(spec: RunSpec, message: str, out: str | Path | None = None) -> TrialResult:
@@ -152,6 +151,8 @@ def run_trial_isolated(spec: RunSpec, out: str, data_dir: str | None, device: st
     except LiftbenchError as exc:
         return failed_trial(spec, one_line(exc), out)
     except Exception as exc:  # noqa: BLE001 - a bug in one trial must not stop the suite
+        if os.environ.get("LIFTBENCH_DEBUG"):
+            traceback.print_exc()  # the worker's stderr (Ray: forwarded to the driver in debug mode)
         return failed_trial(spec, internal_error_line(exc), out)
 
 
@@ -250,7 +251,8 @@ class LocalPoolExecutor:
             resolve_device(d)  # an unusable --devices entry is one error now, not one per trial
         if self.threads is None:  # share the CPUs; never more than OMP_NUM_THREADS asks for
             omp = os.environ.get("OMP_NUM_THREADS", "")
-            self.threads = max(1, min(available_cpus() // self.workers, int(omp) if omp.isdigit() and int(omp) else 1 << 30))
+            limit = int(omp) if omp.isdigit() and int(omp) > 0 else available_cpus()
+            self.threads = max(1, min(available_cpus() // self.workers, limit))
 
     def _pool(self):
         import concurrent.futures as cf
@@ -333,7 +335,9 @@ class RayExecutor:
         if ray.is_initialized():
             return
         env = _forwarded_env()
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        debug = bool(os.environ.get("LIFTBENCH_DEBUG"))
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": debug,
+                                  "logging_level": logging.INFO if debug else logging.ERROR}
         if env:
             kwargs["runtime_env"] = {"env_vars": env}
         started_here = self.address is None
