@@ -29,7 +29,7 @@ from liftbench.evaluate import Predictions, check_coverage, predict_sequences, s
 from liftbench.models import LIFTERS, Lifter, NormStats, create_lifter, trainable_parameters
 from liftbench.results import (machine_info, provenance, read_rows, rows_frame, write_json_atomic, write_rows,
                                write_text_atomic)
-from liftbench.train import CHECKPOINT, TrainProgress, TrainState, fit, load_checkpoint
+from liftbench.train import CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint
 
 DEFAULT_RUNS_DIR = Path("results") / "runs"
 RUN_META = "run.json"
@@ -130,6 +130,30 @@ def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_
               variant: str | None = None, suite: str = "", run_dir: str | Path | None = None,
               stop_after_steps: int | None = None) -> TrainOutcome:
     """Train one configured run into ``run_dir`` (default ``<out_dir>/<run_id>``); resumable."""
+    prepared = prepare_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume, progress=progress,
+                           variant=variant, suite=suite, run_dir=run_dir)
+    if isinstance(prepared, TrainOutcome):
+        return prepared
+    state = fit_members([prepared.member], device=prepared.device, resume=resume, stop_after_steps=stop_after_steps)[0]
+    return finish_run(prepared, state)
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to train: its ``train.Member`` plus what ``finish_run`` writes afterwards."""
+
+    cfg: ExperimentConfig
+    member: Member
+    meta: dict[str, Any]
+    device: torch.device
+
+
+def prepare_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                device: str = "auto", resume: bool = False, progress: TrainProgress | None = None,
+                variant: str | None = None, suite: str = "", run_dir: str | Path | None = None,
+                cache: dict[str, Any] | None = None) -> PreparedRun | TrainOutcome:
+    """Everything of ``train_run`` before the training loop: a finished run comes back as a skipped
+    ``TrainOutcome``. ``cache`` shares the loaded data between runs of one packed group."""
     run_dir = Path(run_dir) if run_dir else run_directory(cfg, out_dir)
     config = cfg.to_dict()
     ckpt_path = run_dir / CHECKPOINT
@@ -144,11 +168,18 @@ def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_
                               "or choose another --out.")
     dev = resolve_device(device)
     train_cfg = cfg.resolved_train()
-    data = prepare_data(cfg, data_dir)
-    stats = compute_stats(data.train)
+    # The training data depend on the data config, and on the seed only through the training noise.
+    key = json.dumps([config["data"], train_cfg.seed if cfg.data.train_noise > 0 else None, str(data_dir)])
+    if cache is not None and key in cache:
+        data, stats, table = cache[key]
+    else:
+        data = prepare_data(cfg, data_dir)
+        stats = compute_stats(data.train)
+        table = build_table(data.train, stats)
+        if cache is not None:
+            cache[key] = (data, stats, table)
     seed_everything(train_cfg.seed)
     model = create_lifter(cfg.model, **cfg.model_params)
-    table = build_table(data.train, stats)
     meta = {"run_id": cfg.run_id, "config_hash": cfg.config_hash(), "model": cfg.model,
             "variant": variant or default_variant(cfg), "suite": suite, "seed": train_cfg.seed,
             "data_dir": str(data_dir) if data_dir else "", "dataset": data.dataset.name,
@@ -163,11 +194,17 @@ def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_
     def epoch_end(epoch: int, m: Lifter) -> dict[str, Any]:
         return quick_test_error(m, stats, data.test, dev)
 
-    state = fit(model, table, stats, train_cfg, run_dir, config=config, device=dev, resume=resume,
-                epoch_end=epoch_end, progress=progress, stop_after_steps=stop_after_steps)
+    member = Member(model, table, stats, train_cfg, run_dir, config, epoch_end, progress)
+    return PreparedRun(cfg, member, meta, dev)
+
+
+def finish_run(prepared: PreparedRun, state: TrainState) -> TrainOutcome:
+    """Mark a finished run done in its run.json (what skip-if-done reads)."""
+    run_dir = prepared.member.run_dir
     if state.finished:
-        write_json_atomic(run_dir / RUN_META, {**meta, "state": "done", "finished_utc": provenance(str(dev))["created_utc"]})
-    return TrainOutcome(run_dir, cfg.run_id, state, skipped=False)
+        dev = str(prepared.device)
+        write_json_atomic(run_dir / RUN_META, {**prepared.meta, "state": "done", "finished_utc": provenance(dev)["created_utc"]})
+    return TrainOutcome(run_dir, prepared.cfg.run_id, state, skipped=False)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from liftbench.errors import LiftbenchError, one_line
+from liftbench.errors import ConfigError, LiftbenchError, one_line
 from liftbench.pipeline import RUN_META, evaluate_run, train_run
 from liftbench.results import (KEY_COLUMNS, PROTOCOL_VERSION, read_rows, rows_frame, write_json_atomic,
                                write_rows)
@@ -161,11 +161,17 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None, device: str = "auto",
               info: dict[str, Any] | None = None, on_trial_start: Callable[[int, RunSpec], Any] | None = None,
               on_trial_end: Callable[[int, TrialResult], None] | None = None,
-              executor: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, list[TrialResult]]:
-    """Execute specs (in this process unless an executor is given), then merge and summarise."""
+              executor: Any = None, pack: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, list[TrialResult]]:
+    """Execute specs (in this process unless an executor is given), then merge and summarise.
+
+    ``pack`` > 1 (in this process only): runs sharing a ``packing.pack_signature`` first train up to
+    ``pack`` at a time as one stacked computation (the numbers of separate runs); then the trials run
+    as usual and find them trained (a failed pack leaves its members to train one by one)."""
     directory.mkdir(parents=True, exist_ok=True)
     base_info = {"suite": specs[0].suite, "version": specs[0].suite_version} if specs else {}
     write_manifest(directory, specs, {**base_info, **(info or {})})
+    if pack > 1:
+        _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
     if executor is not None:
         results = executor.map(specs, out, data_dir, device, on_trial_end)
     else:
@@ -182,6 +188,21 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
     summary.to_csv(directory / "summary.csv.tmp", index=False, float_format="%.6g")
     os.replace(directory / "summary.csv.tmp", directory / "summary.csv")
     return rows, summary, results
+
+
+def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: str, executor: Any,
+                 on_trial_start: Callable[[int, RunSpec], Any] | None) -> None:
+    """Train the pack groups first (K runs per stacked computation); their trials then skip training."""
+    from liftbench.executors import InProcessExecutor
+    from liftbench.packing import group_specs, train_specs_packed
+
+    if executor is not None and not isinstance(executor, InProcessExecutor):
+        raise ConfigError("--pack trains in this process; it cannot be combined with --executor ray or --workers.")
+    start = on_trial_start or getattr(executor, "on_trial_start", None)
+    for group in group_specs(specs, pack):
+        if len(group) > 1:
+            progress = start(group[0], specs[group[0]]) if start else None
+            train_specs_packed([specs[i] for i in group], out, data_dir, device, progress)
 
 
 def merge_results(results: list[TrialResult]) -> pd.DataFrame:

@@ -1,15 +1,24 @@
-"""Trainer: a seeded, resumable Adam loop with the reference learning-rate schedule.
+"""Trainer: a seeded, resumable Adam loop with the reference learning-rate schedule, for 1 or K runs.
 
 Determinism: the model is initialised under ``torch.manual_seed(seed)`` (done by the caller), the
 window order of epoch e is a permutation drawn from ``numpy.random.default_rng([seed, e])`` and
-dropout draws from torch's global RNG, whose state is saved in every checkpoint. A run killed at any
-point resumes from its last checkpoint (written atomically: temp file + rename) and reaches the same
-weights as an uninterrupted run. Checkpoints are read with ``weights_only=True``, so a crafted file
-cannot execute code. The trainer does not evaluate: the caller passes ``epoch_end``.
+dropout draws from the run's own ``torch.Generator`` (``stack.dropout_generator(seed)``), whose
+state is saved in every checkpoint. A run killed at any point resumes from its last checkpoint
+(written atomically: temp file + rename) and reaches the same weights as an uninterrupted run.
+Checkpoints are read with ``weights_only=True``, so a crafted file cannot execute code. The trainer
+does not evaluate: the caller passes ``epoch_end``.
+
+One loop for one run and for a packed group: ``fit`` is ``fit_members`` with K = 1. The K members'
+parameters are (K, ...) stacks (``models/stack.py``) updated by ONE fused Adam (element-wise, so K
+separate Adams); each member keeps its own data order, dropout stream, loss log, checkpoint and
+metrics log, written exactly as a separate run writes them. Members resumed at different points are
+first brought level one by one (``until_step``), then trained together.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import os
 import time
@@ -25,8 +34,9 @@ from liftbench import __version__
 from liftbench.config import TrainConfig
 from liftbench.data.normalize import stats_to_state
 from liftbench.data.windows import FrameTable, training_window_starts
-from liftbench.errors import CheckpointError
+from liftbench.errors import CheckpointError, ConfigError
 from liftbench.models.base import Lifter, NormStats
+from liftbench.models.stack import ModuleStack, dropout_generator, stack_lifters
 from liftbench.results import write_text_atomic
 
 CHECKPOINT = "checkpoint.pt"
@@ -51,18 +61,36 @@ class TrainState:
     finished: bool = False
 
 
+@dataclass
+class Member:
+    """One run of a (possibly packed) training: model, data, recipe, directory and hooks."""
+
+    model: Lifter
+    table: FrameTable
+    stats: NormStats
+    cfg: TrainConfig  # resolved (lr, batch_size, epochs set)
+    run_dir: Path
+    config: dict[str, Any]  # the run's resolved config dict (checked on resume)
+    epoch_end: Callable[[int, Lifter], dict[str, Any]] | None = None
+    progress: TrainProgress | None = None
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """lr * decay^(step / decay_steps), continuous (TF exponential_decay with staircase=False)."""
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def _adam(params: list[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
     """Adam with TF-default moments; the fused kernel where this torch supports it on the device."""
-    params = [p for p in model.parameters() if p.requires_grad]
     try:
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=device.type != "cpu")
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The production Adam over one module's trainable parameters."""
+    return _adam([p for p in model.parameters() if p.requires_grad], lr, device)
 
 
 def epoch_batches(n_windows: int, cfg: TrainConfig, epoch: int) -> list[np.ndarray]:
@@ -76,30 +104,22 @@ def epoch_batches(n_windows: int, cfg: TrainConfig, epoch: int) -> list[np.ndarr
     return [order[i * cfg.batch_size : (i + 1) * cfg.batch_size] for i in range(n_full)]
 
 
-def _save_checkpoint(path: Path, model: Lifter, opt: torch.optim.Optimizer, state: TrainState,
-                     stats: NormStats, config: dict[str, Any]) -> None:
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "liftbench_version": __version__,
-        "config": config,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "norm_stats": stats_to_state(stats),
-        "epoch": state.epoch,
-        "step_in_epoch": state.step_in_epoch,
-        "global_step": state.global_step,
-        "loss_sum": state.loss_sum,
-        "loss_count": state.loss_count,
-        "history": state.history,
-        "finished": state.finished,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def member_optimizer_state(stack: ModuleStack, stacked: dict[str, Any], k: int) -> dict[str, Any]:
+    """Member k's slice of the stacked Adam ``state_dict``: what an Adam over its module alone saves."""
+    names = list(stack.shapes)
+    state = {i: {key: (stack.member_tensor(names[i], v, k) if v.dim() > 0 else v.clone()) if torch.is_tensor(v) else v
+                 for key, v in s.items()} for i, s in stacked["state"].items()}
+    return {"state": state, "param_groups": copy.deepcopy(stacked["param_groups"])}
+
+
+def stack_optimizer_states(stack: ModuleStack, states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Inverse of ``member_optimizer_state``: K members' Adam states -> one stacked state."""
+    names = list(stack.shapes)
+    out = {}
+    for i, s in states[0]["state"].items():
+        out[i] = {key: stack.stack_tensors(names[i], [m["state"][i][key] for m in states])
+                  if torch.is_tensor(v) and v.dim() > 0 else v for key, v in s.items()}  # moments; shared step
+    return {"state": out, "param_groups": copy.deepcopy(states[0]["param_groups"])}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -117,9 +137,94 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _write_metrics_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    import json
-
     write_text_atomic(run_dir / METRICS_LOG, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+
+
+@dataclass
+class _Run:
+    """A member's live training state inside ``fit_members``."""
+
+    member: Member
+    state: TrainState
+    generator: torch.Generator
+    opt_state: dict[str, Any] | None
+    torch_rng: torch.Tensor | None = None
+
+
+def _open(member: Member, device: torch.device, resume: bool) -> _Run:
+    """Load a member's checkpoint (weights into its module) or start it fresh."""
+    member.run_dir.mkdir(parents=True, exist_ok=True)
+    member.model.to(device)
+    path = member.run_dir / CHECKPOINT
+    run = _Run(member, TrainState(), dropout_generator(member.cfg.seed, device), None)
+    if resume and path.exists():
+        ckpt = load_checkpoint(path)
+        if ckpt["config"] != member.config:
+            raise CheckpointError(f"{path} was written by a different configuration; "
+                                  "use another --out directory or delete the run directory to retrain.")
+        member.model.load_state_dict(ckpt["model"])
+        run.opt_state = ckpt["optimizer"]
+        run.state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], ckpt["loss_sum"],
+                               ckpt["loss_count"], list(ckpt["history"]), ckpt["finished"])
+        if "dropout_rng" in ckpt:  # older checkpoints (global-RNG dropout) continue with a fresh stream
+            run.generator.set_state(ckpt["dropout_rng"])
+        run.torch_rng = ckpt["torch_rng"]
+    return run
+
+
+def _save(run: _Run, opt_state: dict[str, Any]) -> None:
+    """Atomic checkpoint of one member (its module must hold its current weights)."""
+    m, state = run.member, run.state
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "liftbench_version": __version__,
+        "config": m.config,
+        "model": m.model.state_dict(),
+        "optimizer": opt_state,
+        "norm_stats": stats_to_state(m.stats),
+        "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step,
+        "loss_sum": state.loss_sum,
+        "loss_count": state.loss_count,
+        "history": state.history,
+        "finished": state.finished,
+        "dropout_rng": run.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    path = m.run_dir / CHECKPOINT
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _end_epoch(run: _Run, opt_state: dict[str, Any], seconds: float) -> None:
+    """Log the finished epoch (the module must hold the member's weights), checkpoint, metrics.jsonl."""
+    m, state = run.member, run.state
+    record: dict[str, Any] = {"epoch": state.epoch + 1, "steps": state.global_step,
+                              "train_loss": state.loss_sum / max(state.loss_count, 1),
+                              "lr": learning_rate(m.cfg, state.global_step), "seconds": round(seconds, 3)}
+    if m.epoch_end is not None:
+        record.update(m.epoch_end(state.epoch + 1, m.model))
+    state.history.append(record)
+    state.epoch += 1
+    state.step_in_epoch, state.loss_sum, state.loss_count = 0, 0.0, 0
+    state.finished = state.epoch >= m.cfg.epochs
+    _save(run, opt_state)
+    _write_metrics_log(m.run_dir, state.history)
+    if m.progress:
+        m.progress.on_epoch_end(state.epoch, record)
+
+
+def _window_starts(member: Member) -> np.ndarray:
+    starts = training_window_starts(member.table, member.model.window)
+    if len(starts) == 0:
+        raise CheckpointError(f"No training window of {member.model.window} frames fits in any training sequence; "
+                              "use a shorter seq_len or more data.")
+    return starts
 
 
 def fit(model: Lifter, table: FrameTable, stats: NormStats, cfg: TrainConfig, run_dir: Path, *,
@@ -131,86 +236,116 @@ def fit(model: Lifter, table: FrameTable, stats: NormStats, cfg: TrainConfig, ru
     ``cfg`` must be resolved (lr, batch_size, epochs set). ``stop_after_steps`` (tests) simulates a
     kill: training stops after that many optimiser steps in this call, after a checkpoint.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / CHECKPOINT
-    model.to(device)
-    opt = make_optimizer(model, cfg.lr, device)
-    state = TrainState()
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["config"] != config:
-            raise CheckpointError(f"{ckpt_path} was written by a different configuration; "
-                                  "use another --out directory or delete the run directory to retrain.")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], ckpt["loss_sum"],
-                           ckpt["loss_count"], list(ckpt["history"]), ckpt["finished"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-    if state.finished:
-        return state
+    member = Member(model, table, stats, cfg, Path(run_dir), config, epoch_end, progress)
+    return fit_members([member], device=device, resume=resume, stop_after_steps=stop_after_steps)[0]
 
-    window = model.window
-    starts = training_window_starts(table, window)
-    if len(starts) == 0:
-        raise CheckpointError(f"No training window of {window} frames fits in any training sequence; "
-                              "use a shorter seq_len or more data.")
-    inputs = torch.from_numpy(table.inputs).to(device)  # (F, 32) resident on the device
-    targets = torch.from_numpy(table.targets).to(device)  # (F, 48)
-    starts_t = torch.from_numpy(starts).to(device)  # (W,)
-    offsets = torch.arange(window, device=device)  # (T,)
-    stats_dev = stats.to(device)
-    steps_per_epoch = len(epoch_batches(len(starts), cfg, 0))
-    if progress:
-        progress.on_train_start(cfg.epochs, steps_per_epoch, state.epoch, state.step_in_epoch)
 
-    last_save = time.monotonic()
+def fit_members(members: list[Member], *, device: torch.device, resume: bool = True,
+                stop_after_steps: int | None = None, until_step: int | None = None) -> list[TrainState]:
+    """Train K members as one stacked computation; the result of each equals a separate ``fit``.
+
+    Members must share window length, batch size, epochs and lr schedule (``packing.pack_signature``);
+    they may differ in seed, data table and the toggles their stack allows. ``until_step`` stops once
+    the global step reaches it (used to bring a lagging member level with the others)."""
+    device = torch.device(device)
+    runs = [_open(m, device, resume) for m in members]
+    starts = [_window_starts(m) for m in members]
+    steps = {len(epoch_batches(len(s), m.cfg, 0)) for s, m in zip(starts, members)}
+    recipe = {(m.model.window, m.cfg.batch_size, m.cfg.epochs, m.cfg.lr, m.cfg.lr_decay, m.cfg.lr_decay_steps,
+               m.cfg.max_windows_per_epoch) for m in members}
+    if len(steps) != 1 or len(recipe) != 1:
+        raise ConfigError("Packed runs must share window, batch size, epochs, lr schedule and steps per epoch.")
+    steps_per_epoch = steps.pop()
+    for run in runs:  # a run stopped after the last step of an epoch still owes that epoch's log
+        if not run.state.finished and run.state.step_in_epoch >= steps_per_epoch:
+            _end_epoch(run, run.opt_state, 0.0)
+    active = [i for i, r in enumerate(runs) if not r.state.finished]
+    if not active or (until_step is not None and all(runs[i].state.global_step >= until_step for i in active)):
+        return [r.state for r in runs]
+    lead = max(runs[i].state.global_step for i in active)
+    if len({runs[i].state.global_step for i in active}) > 1:  # resumed at different points: level them
+        for i in active:
+            if runs[i].state.global_step < lead:
+                fit_members([members[i]], device=device, resume=True, until_step=lead)
+        return fit_members(members, device=device, resume=True, stop_after_steps=stop_after_steps,
+                           until_step=until_step)
+    return _train(runs, active, starts, steps_per_epoch, device, stop_after_steps, until_step)
+
+
+def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_per_epoch: int,
+           device: torch.device, stop_after_steps: int | None, until_step: int | None) -> list[TrainState]:
+    """The stacked loop over the members ``active`` (all at the same point of training)."""
+    live = [runs[i] for i in active]
+    members = [r.member for r in live]
+    cfg = members[0].cfg
+    stack: ModuleStack = stack_lifters([m.model for m in members], device)
+    opt = _adam(stack.parameters(), cfg.lr, device)
+    if live[0].opt_state is not None:
+        opt.load_state_dict(stack_optimizer_states(stack, [r.opt_state for r in live]))
+    if live[0].torch_rng is not None:
+        torch.set_rng_state(live[0].torch_rng)  # global RNG: used only by plug-in lifters' own dropout
+    shared = all(m.table is members[0].table for m in members)
+    tables = [members[0].table] if shared else [m.table for m in members]
+    inputs = [torch.from_numpy(t.inputs).to(device) for t in tables]  # (F, 32) each, resident on the device
+    targets = [torch.from_numpy(t.targets).to(device) for t in tables]  # (F, 48)
+    starts_t = torch.from_numpy(starts[active[0]]).to(device)  # (W,): same windows for every member
+    offsets = torch.arange(members[0].model.window, device=device)  # (T,)
+    stats = [m.stats.to(device) for m in members]
+    gens = [r.generator for r in live]
+    state0 = live[0].state
+    for m in members:
+        if m.progress:
+            m.progress.on_train_start(m.cfg.epochs, steps_per_epoch, state0.epoch, state0.step_in_epoch)
+
+    def save_all() -> None:
+        full = opt.state_dict()
+        for k, r in enumerate(live):
+            stack.write_back(k, r.member.model)
+            _save(r, member_optimizer_state(stack, full, k))
+
+    last_save = epoch_started = time.monotonic()
     steps_this_call = 0
-    epoch_started = time.monotonic()
-    while state.epoch < cfg.epochs:
-        model.train()
-        batches = epoch_batches(len(starts), cfg, state.epoch)
-        for b in range(state.step_in_epoch, len(batches)):
-            rows = starts_t[torch.from_numpy(batches[b]).to(device)][:, None] + offsets  # (B, T)
-            x, y = inputs[rows], targets[rows]  # (B, T, 32), (B, T, 48)
-            lr = learning_rate(cfg, state.global_step)
+    while state0.epoch < cfg.epochs:
+        order = np.stack([np.stack(epoch_batches(len(starts_t), m.cfg, state0.epoch)) for m in members])  # (K, S, B)
+        order_t = torch.from_numpy(order).to(device)
+        for b in range(state0.step_in_epoch, order.shape[1]):
+            rows = starts_t[order_t[:, b]][..., None] + offsets  # (K, B) -> (K, B, T) frame rows
+            if shared:
+                x, y = inputs[0][rows], targets[0][rows]  # (K, B, T, 32), (K, B, T, 48)
+            else:
+                x = torch.stack([inp[r] for inp, r in zip(inputs, rows)])  # (K, B, T, 32)
+                y = torch.stack([tgt[r] for tgt, r in zip(targets, rows)])  # (K, B, T, 48)
+            lr = learning_rate(cfg, state0.global_step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = model.loss(model(x), y, stats_dev)
+            losses = stack.losses(x, y, stats, gens)  # (K,)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.sum().backward()  # d(sum)/d(loss_k) = 1: each member gets exactly its own gradient
             opt.step()
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise CheckpointError(f"Training diverged (loss {loss_value}) at epoch {state.epoch + 1}, step "
-                                      f"{b + 1}; lower the learning rate (--set lr=...) and retrain.")
-            state.loss_sum += loss_value
-            state.loss_count += 1
-            state.step_in_epoch = b + 1
-            state.global_step += 1
+            values = losses.detach().cpu().tolist()
+            for r, value in zip(live, values):
+                if not math.isfinite(value):
+                    raise CheckpointError(f"Training diverged (loss {value}) at epoch {r.state.epoch + 1}, step "
+                                          f"{b + 1} of {r.member.run_dir.name}; lower the learning rate "
+                                          "(--set lr=...) and retrain.")
+                r.state.loss_sum += value
+                r.state.loss_count += 1
+                r.state.step_in_epoch = b + 1
+                r.state.global_step += 1
+                if r.member.progress:
+                    r.member.progress.on_step(r.state.epoch, b + 1, value, lr)
             steps_this_call += 1
-            if progress:
-                progress.on_step(state.epoch, b + 1, loss_value, lr)
-            killed = stop_after_steps is not None and steps_this_call >= stop_after_steps
-            if killed or time.monotonic() - last_save > cfg.checkpoint_every_s:
-                _save_checkpoint(ckpt_path, model, opt, state, stats, config)
+            stop = ((stop_after_steps is not None and steps_this_call >= stop_after_steps)
+                    or (until_step is not None and state0.global_step >= until_step))
+            if stop or time.monotonic() - last_save > cfg.checkpoint_every_s:
+                save_all()
                 last_save = time.monotonic()
-            if killed:
-                return state
-        record: dict[str, Any] = {"epoch": state.epoch + 1, "steps": state.global_step,
-                                  "train_loss": state.loss_sum / max(state.loss_count, 1),
-                                  "lr": learning_rate(cfg, state.global_step),
-                                  "seconds": round(time.monotonic() - epoch_started, 3)}
-        if epoch_end is not None:
-            record.update(epoch_end(state.epoch + 1, model))
-        state.history.append(record)
-        state.epoch += 1
-        state.step_in_epoch, state.loss_sum, state.loss_count = 0, 0.0, 0
-        state.finished = state.epoch >= cfg.epochs
-        _save_checkpoint(ckpt_path, model, opt, state, stats, config)
-        _write_metrics_log(run_dir, state.history)
+            if stop:
+                return [r.state for r in runs]
+        full = opt.state_dict()
+        seconds = time.monotonic() - epoch_started
+        for k, r in enumerate(live):
+            stack.write_back(k, r.member.model)
+            _end_epoch(r, member_optimizer_state(stack, full, k), seconds)
         last_save = epoch_started = time.monotonic()
-        if progress:
-            progress.on_epoch_end(state.epoch, record)
-    return state
+    return [r.state for r in runs]

@@ -21,11 +21,12 @@ DevicesOpt = Annotated[str | None, typer.Option("--devices", help="local workers
 RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster: auto or ray://host:port (default: start a local Ray).", rich_help_panel="Scale-out")]
 GpusPerTrialOpt = Annotated[float, typer.Option("--gpus-per-trial", help="Ray: GPU share per trial (0.25 packs four per GPU).", rich_help_panel="Scale-out")]
 CpusPerTrialOpt = Annotated[float, typer.Option("--cpus-per-trial", help="Ray: CPUs per trial.", rich_help_panel="Scale-out")]
+PackOpt = Annotated[int, typer.Option("--pack", help="Train up to K runs of the same shapes (seeds, toggle variants) as one stacked computation; same numbers as one by one. In-process only.", rich_help_panel="Scale-out")]
 
 
 def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, device, out, set_, test_noise=None,
              axis_values=None, train_noise=None, executor="local", workers=1, extra_overrides=None,
-             devices=None, ray_address=None, gpus_per_trial=0.0, cpus_per_trial=1.0) -> None:
+             devices=None, ray_address=None, gpus_per_trial=0.0, cpus_per_trial=1.0, pack=1) -> None:
     from rich.markup import escape
 
     from liftbench.cli.progress import RichTrainProgress, make_progress
@@ -60,6 +61,10 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
                         info=f"done {c.done} · running {c.running} · failed {c.failed} · pending {c.pending}")
 
     in_process = executor == "local" and workers == 1
+    if pack > 1 and not in_process:
+        from liftbench.errors import ConfigError
+
+        raise ConfigError("--pack trains in this process; drop --executor ray / --workers, or drop --pack.")
     exec_obj = _make_executor(executor, workers=workers, devices=devices, ray_address=ray_address,
                               gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
                               on_progress=None if in_process else on_counts, on_trial_start=on_start)
@@ -76,7 +81,7 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
         rows, summary, results = run_suite(specs, out, directory, data_dir=data_dir, device=device,
                                            info={"suite": suite.name, "version": suite.version, "preset": preset,
                                                  "executor": executor},
-                                           on_trial_end=on_end, executor=exec_obj)
+                                           on_trial_end=on_end, executor=exec_obj, pack=pack)
     trained = sum(r.trained for r in results)
     failed = [r for r in results if r.error]
     render_suite(directory, console)
@@ -117,7 +122,7 @@ def run(suite: Annotated[str | None, typer.Argument(help="Suite name (see --list
         preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
         seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
         executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
-        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0, pack: PackOpt = 1) -> None:
     """Run a benchmark suite (ablation, noise, seqlen, jitter); finished runs are reused, interrupted ones resumed."""
     from liftbench.suites import load_suite, suite_files
 
@@ -132,7 +137,7 @@ def run(suite: Annotated[str | None, typer.Argument(help="Suite name (see --list
         return
     _execute(suite, preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
              out=out, set_=set_, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
-             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, pack=pack)
 
 
 @app.command("noise", rich_help_panel="Suites")
@@ -142,7 +147,7 @@ def noise(sigma: Annotated[str, typer.Option("--sigma", help="Test noise in px: 
           preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
           seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
           executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
-        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0, pack: PackOpt = 1) -> None:
     """Paper Table 3: train once on clean 2D, test with Gaussian noise of each sigma (sigma 0 always included)."""
     from liftbench.suites import parse_range
 
@@ -152,7 +157,7 @@ def noise(sigma: Annotated[str, typer.Option("--sigma", help="Test noise in px: 
         raise ConfigError(f"--sigma values must be >= 0 pixels, got {sigma}.")
     _execute("noise", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
              out=out, set_=set_, test_noise=sigmas, train_noise=train_noise, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
-             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, pack=pack)
 
 
 @app.command("seqlen", rich_help_panel="Suites")
@@ -160,7 +165,7 @@ def seqlen(lengths: Annotated[str, typer.Option("--lengths", help="Sequence leng
            preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
            seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
            executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
-        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0, pack: PackOpt = 1) -> None:
     """Paper Figure 3: the seq2seq model trained and scored for each sequence length."""
     from liftbench.errors import ConfigError
     from liftbench.suites import parse_range
@@ -170,18 +175,18 @@ def seqlen(lengths: Annotated[str, typer.Option("--lengths", help="Sequence leng
         raise ConfigError(f"--lengths must be whole numbers >= 1, got {lengths}.")
     _execute("seqlen", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
              out=out, set_=set_, axis_values=[int(v) for v in values], executor=executor, workers=workers, devices=devices, ray_address=ray_address,
-             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, pack=pack)
 
 
 @app.command("jitter", rich_help_panel="Suites")
 def jitter(preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
            seeds: SeedsOpt = 1, device: DeviceOpt = "auto", out: OutOpt = Path("results"), set_: SetOpt = None,
            executor: ExecOpt = "local", workers: WorkersOpt = 1, devices: DevicesOpt = None,
-        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0) -> None:
+        ray_address: RayAddressOpt = None, gpus_per_trial: GpusPerTrialOpt = 0.0, cpus_per_trial: CpusPerTrialOpt = 1.0, pack: PackOpt = 1) -> None:
     """Temporal quality: MPJVE, acceleration error and jitter for the MLP and seq2seq with/without smoothness."""
     _execute("jitter", preset=preset, data=data, data_dir=data_dir, keypoints=keypoints, seeds=seeds, device=device,
              out=out, set_=set_, executor=executor, workers=workers, devices=devices, ray_address=ray_address,
-             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+             gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, pack=pack)
 
 
 @app.command("status", rich_help_panel="Suites")

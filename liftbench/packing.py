@@ -1,0 +1,188 @@
+"""Variant packing: train K runs of the same shapes as ONE stacked computation, equal to K separate runs.
+
+Runs pack together when ``pack_signature`` is equal: same lifter, same parameter shapes and
+structure, same window, data and training recipe; they may differ in the seed and in the toggles the
+lifter's stack takes per member (``ModuleStack.packable``: MLP dropout / residual / max_norm; seq2seq
+residual / dropout / smoothness). ``train_packed`` prepares every member as ``pipeline.train_run``
+would (run directory, config files, run.json, skip-if-done) and trains them with
+``train.fit_members``; each member's checkpoint, metrics.jsonl and run.json are the ones a separate
+run writes, so ``liftbench evaluate``, resume and suites treat them alike. Exactness holds by
+construction (a single run is the K = 1 case of the same code, ``models/stack.py``) and is tested
+with ``torch.equal`` in ``tests/test_packing.py``.
+
+``bench_pack`` times one packed K-model step against K single-model steps of the same production
+path, interleaved in one process (``liftbench bench`` reports its ``speedup_pack``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from liftbench.config import ExperimentConfig
+from liftbench.errors import LiftbenchError
+from liftbench.models import LIFTERS, create_lifter
+from liftbench.models.base import NormStats
+from liftbench.models.stack import FunctionalStack, ModuleStack, dropout_generator, stack_class, stack_lifters
+from liftbench.suites import RunSpec
+
+
+def packable_toggles(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """Config fields that may differ inside a pack for this run's lifter ('' = seeds only)."""
+    cls = stack_class(_probe(cfg))
+    return cls.packable if cls is not FunctionalStack else ()
+
+
+def _probe(cfg: ExperimentConfig):
+    """A width-1 instance of the run's lifter: stack selection depends on class and implementation only."""
+    params = dict(cfg.model_params)
+    if "hidden_size" in params:
+        params["hidden_size"] = 1
+    return create_lifter(cfg.model, **params)
+
+
+def pack_signature(cfg: ExperimentConfig) -> str:
+    """Runs with equal signatures can train as one stacked computation.
+
+    Everything that changes shapes, structure, data or the optimisation recipe is in it (lifter,
+    hidden size, blocks, seq_len, layer/batch norm, implementation, the whole data section, every
+    train field but the seed); the seed and the lifter's packable toggles are not."""
+    d = cfg.to_dict()
+    free = set(packable_toggles(cfg))
+    key = {"model": {k: v for k, v in d["model"].items() if k not in free},
+           "train": {k: v for k, v in d["train"].items() if k != "seed"}, "data": d["data"]}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return f"{cfg.model}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def group_specs(specs: list[RunSpec], pack: int) -> list[list[int]]:
+    """Indices of ``specs`` in pack groups of at most ``pack`` runs with one signature, in first-seen order."""
+    if pack < 1:
+        from liftbench.errors import ConfigError
+
+        raise ConfigError(f"--pack must be >= 1, got {pack}.")
+    by_sig: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_sig.setdefault(pack_signature(spec.config) if pack > 1 else str(i), []).append(i)
+    groups = []
+    for members in by_sig.values():
+        groups.extend(members[j : j + pack] for j in range(0, len(members), pack))
+    return sorted(groups, key=lambda g: g[0])
+
+
+def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = None, out_dir: str | Path | None = None,
+                 data_dir: str | Path | None = None, device: str = "auto", resume: bool = True,
+                 variants: list[str] | None = None, suite: str = "", progress: Any = None,
+                 stop_after_steps: int | None = None) -> list:
+    """Train runs with one ``pack_signature`` as one stacked computation; returns their ``TrainOutcome``s.
+
+    Finished runs are skipped; the others resume from their checkpoints (stragglers are brought level
+    first). ``progress`` is shown for the first member being trained."""
+    from liftbench.pipeline import finish_run, prepare_run
+    from liftbench.train import fit_members
+
+    if len({pack_signature(c) for c in cfgs}) > 1:
+        from liftbench.errors import ConfigError
+
+        raise ConfigError("train_packed: these runs do not share one pack signature (shapes, data or recipe differ).")
+    cache: dict[str, Any] = {}
+    prepared = []
+    for i, cfg in enumerate(cfgs):
+        prepared.append(prepare_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume,
+                                    progress=None, variant=variants[i] if variants else None, suite=suite,
+                                    run_dir=run_dirs[i] if run_dirs else None, cache=cache))
+    todo = [p for p in prepared if not hasattr(p, "skipped")]
+    if todo:
+        todo[0].member.progress = progress
+        states = fit_members([p.member for p in todo], device=todo[0].device, resume=resume,
+                             stop_after_steps=stop_after_steps)
+        done = {id(p): finish_run(p, s) for p, s in zip(todo, states)}
+    else:
+        done = {}
+    return [done.get(id(p), p) for p in prepared]
+
+
+def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: str = "auto", progress: Any = None) -> str:
+    """Suite helper: train one pack group into ``<out>/runs/<run_id>``; returns '' or the one-line error.
+
+    A failure is not fatal: ``runner.run_trial`` then trains (or reports) each member on its own,
+    from its last checkpoint, which gives the same numbers."""
+    from liftbench.errors import one_line
+
+    runs = Path(out) / "runs"
+    locks = [runs / s.run_id / ".lock" for s in specs]
+    try:
+        for lock in locks:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        train_packed([s.config for s in specs], out_dir=runs, data_dir=data_dir, device=device, resume=True,
+                     variants=[s.variant for s in specs], suite=specs[0].suite, progress=progress)
+        return ""
+    except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
+        return one_line(exc)
+    finally:
+        for lock in locks:
+            lock.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------- bench
+def bench_pack(model_name: str, device: torch.device | str = "cpu", K: int = 4, hidden: int = 1024,
+               batch: int | None = None, reps: int = 10, warmup: int = 2, seq_len: int | None = None,
+               frames: int = 20000) -> dict[str, Any]:
+    """One packed K-model training step vs K sequential single-model steps (same production code, K = 1),
+    interleaved in one process: median/min/max ms and ``speedup_pack`` = sequential / packed."""
+    from liftbench.bench import LoadMonitor, interleave
+    from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
+
+    device = torch.device(device)
+    cls = LIFTERS.get(model_name)
+    batch = batch or cls.train_defaults["batch_size"]
+    params: dict[str, Any] = {"hidden_size": hidden}
+    if model_name == "seq2seq":
+        params["seq_len"] = seq_len or 5
+    models = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        models.append(create_lifter(model_name, **params).to(device))
+    T = models[0].window
+    stats = [NormStats(torch.zeros(INPUT_DIM, device=device), torch.ones(INPUT_DIM, device=device),
+                       torch.zeros(OUTPUT_DIM, device=device), torch.full((OUTPUT_DIM,), 100.0, device=device))] * K
+    rng = np.random.default_rng(0)
+    data = torch.from_numpy(rng.standard_normal((frames, INPUT_DIM)).astype(np.float32)).to(device)
+    target = torch.from_numpy(rng.standard_normal((frames, OUTPUT_DIM)).astype(np.float32)).to(device)
+    offsets = torch.arange(T, device=device)
+    gens = [dropout_generator(s, device) for s in range(K)]
+    packed = stack_lifters(models, device)
+    singles = [stack_lifters([m], device) for m in models]
+    opts = {id(s): torch.optim.Adam(s.parameters(), lr=1e-5, fused=True) if device.type in ("cpu", "cuda")
+            else torch.optim.Adam(s.parameters(), lr=1e-5) for s in [packed, *singles]}
+
+    def step(stack: ModuleStack, gen: list[torch.Generator]) -> None:
+        rows = torch.randint(0, frames - T, (stack.K, batch), device=device)[..., None] + offsets  # (K, B, T)
+        opt = opts[id(stack)]
+        losses = stack.losses(data[rows], target[rows], stats[: stack.K], gen)  # (K,)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
+
+    def sequential() -> None:
+        for k, s in enumerate(singles):
+            step(s, [gens[k]])
+
+    with LoadMonitor() as load:
+        t = interleave({"sequential": sequential, "packed": lambda: step(packed, gens)}, reps, warmup, device)
+    seq, pk = t["sequential"].summary(), t["packed"].summary()
+    return {"model": model_name, "device": str(device), "K": K, "hidden": hidden, "batch": batch, "seq_len": T,
+            "sequential": seq, "packed": pk, "speedup_pack": seq["median_ms"] / pk["median_ms"],
+            "other_cpu_pct": load.other_pct,
+            "per_model_ms": {"sequential": seq["median_ms"] / K, "packed": pk["median_ms"] / K}}
+
+
+pack_bench = bench_pack  # the name ``liftbench.bench.default_pack_bench`` looks up
