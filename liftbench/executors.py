@@ -247,8 +247,11 @@ class LocalPoolExecutor:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}.")
         from liftbench.pipeline import resolve_device
 
-        for d in self.devices:
-            resolve_device(d)  # an unusable --devices entry is one error now, not one per trial
+        for d in self.devices:  # an unusable --devices entry is one error now, not one per trial
+            try:
+                resolve_device(d)
+            except ConfigError as exc:
+                raise ConfigError(f"--devices {','.join(self.devices)}: {exc}") from exc
         if self.threads is None:  # share the CPUs; never more than OMP_NUM_THREADS asks for
             omp = os.environ.get("OMP_NUM_THREADS", "")
             limit = int(omp) if omp.isdigit() and int(omp) > 0 else available_cpus()
@@ -327,7 +330,8 @@ class RayExecutor:
         self.num_cpus = num_cpus or available_cpus()
         self.on_progress = on_progress
 
-    def _init(self) -> None:
+    def start(self) -> None:
+        """Join the cluster (or start a local Ray) now; ``map`` does it on first use otherwise."""
         import logging
 
         import ray
@@ -363,7 +367,7 @@ class RayExecutor:
     def map(self, specs, out, data_dir, device, on_trial_end=None):
         import ray
 
-        self._init()
+        self.start()
         threads = max(1, int(self.cpus_per_trial))
         task = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1)(run_trial_isolated)
         if device == "auto":  # Ray exposes the GPUs it assigns as cuda:0..; no GPU requested: stay on CPU

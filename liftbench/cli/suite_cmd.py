@@ -110,10 +110,12 @@ def _make_executor(executor: str, *, workers: int, devices: str | None, ray_addr
         return get_executor("local", workers=workers, devices=device_list, on_progress=on_progress,
                             on_trial_start=on_trial_start)
     try:
-        return get_executor(executor, workers=workers, devices=device_list, on_progress=on_progress,
-                            address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
+        exec_obj = get_executor(executor, workers=workers, devices=device_list, on_progress=on_progress,
+                                address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
     except MissingExtraError as exc:  # the message names liftbench[ray]: keep rich from reading it as markup
         raise MissingExtraError(escape(str(exc))) from exc
+    exec_obj.start()  # join or start Ray before any bar is drawn, so a bad --ray-address is one clean line
+    return exec_obj
 
 
 @app.command("run", rich_help_panel="Suites")
