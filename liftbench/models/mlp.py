@@ -153,18 +153,30 @@ class _Plan:
         self.masks, self.buffers = masks, stack.buffers
 
 
+def _per_model_norm(W: Tensor) -> Tensor:
+    """(K,) Frobenius norms, one reduction per member's contiguous matrix (the same for any K)."""
+    return torch.stack([torch.linalg.vector_norm(w) for w in W.contiguous().unbind(0)])
+
+
 def _clip(W: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """W_eff = W / d with d = max(||W||_F, 1) for members with max_norm, else 1: (K, out, in)."""
-    n = torch.sqrt(per_model_sum(W * W))  # (K,) Frobenius norm of each member's matrix
+    n = _per_model_norm(W)  # (K,)
     d = torch.where(active & (n >= 1.0), n, torch.ones_like(n))  # (K,)
     return W / d.view(-1, 1, 1), n, d
 
 
 def _clip_backward(W: Tensor, gWe: Tensor, n: Tensor, d: Tensor, active: Tensor) -> Tensor:
-    """dL/dW of W / clamp(||W||, min=1): gWe / n - W (gWe . W) / n^3 where clipped, else gWe exactly."""
+    """dL/dW of W / clamp(||W||, min=1): gWe / n - W (gWe . W) / n^3 where clipped, else gWe exactly.
+
+    ``gWe`` (a fresh matmul output) is overwritten. Three element-wise passes over W when every
+    member is clipped (the default), plus a ``where`` that keeps unclipped members' gWe exactly."""
     on = active & (n >= 1.0)  # clamp passes the gradient where n >= 1
-    coef = per_model_sum(gWe * W) / (d * d * n)  # (K,)
-    return torch.where(on.view(-1, 1, 1), gWe / d.view(-1, 1, 1) - W * coef.view(-1, 1, 1), gWe)
+    dots = torch.stack([torch.dot(g.reshape(-1), w.reshape(-1))  # (K,) per member, same order for any K
+                        for g, w in zip(gWe.unbind(0), W.contiguous().unbind(0))])
+    coef = (dots / (d * d * n)).view(-1, 1, 1)  # (K, 1, 1)
+    if bool(on.all()):
+        return gWe.div_(d.view(-1, 1, 1)).sub_(W * coef)
+    return torch.where(on.view(-1, 1, 1), gWe / d.view(-1, 1, 1) - W * coef, gWe)
 
 
 def _dense_forward(a: Tensor, P: dict[str, Tensor], prefix: str, plan: _Plan, unit: int) -> tuple[Tensor, dict]:
