@@ -213,6 +213,35 @@ def test_predict_causal_equals_per_window_plain(dtype, tol, residual, layer_norm
             assert_close(plain.predict_causal(inputs, index, batch), ref, tol, "base default")
 
 
+def test_predict_causal_chunks_inside_a_batch(monkeypatch):
+    import liftbench.models.seq2seq as s2s
+
+    torch.manual_seed(0)
+    m = create_lifter("seq2seq", hidden_size=16, seq_len=4).double().eval()
+    perturb_(m, 0.2)
+    inputs = torch.randn(13, INPUT_DIM, dtype=torch.float64)
+    index = causal_index([6, 7], 4)
+    whole = m.predict_causal(inputs, index, 1000)
+    monkeypatch.setattr(s2s, "EVAL_CHUNK_FLOATS", 3 * 4 * 16)  # chunks of 3 windows
+    assert_close(m.predict_causal(inputs, index, 1000), whole, 1e-12, "chunked")
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_inference_pointwise_is_bitwise_the_fast_pointwise(layer_norm):
+    from liftbench.models.lnlstm import LNLSTMCell
+
+    torch.manual_seed(0)
+    cell = LNLSTMCell(8, 16, layer_norm=layer_norm)
+    perturb_(cell, 0.3)
+    gates, c_prev = torch.randn(5, 64), torch.randn(5, 16)
+    with torch.no_grad():
+        h_ref, (c_ref, _) = cell._pointwise(gates, c_prev, None, cell._gate_shift())
+        h, c = cell.inference_pointwise_(gates.clone(), c_prev)
+        h0_ref, (c0_ref, _) = cell._pointwise(gates, None, None, cell._gate_shift())
+        h0, c0 = cell.inference_pointwise_(gates.clone(), None)
+    assert torch.equal(h, h_ref) and torch.equal(c, c_ref) and torch.equal(h0, h0_ref) and torch.equal(c0, c0_ref)
+
+
 def test_predict_causal_with_dropout_in_train_mode_falls_back():
     """Dropout masks are per window, so the shared-frame path must not be used in train mode."""
     m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()

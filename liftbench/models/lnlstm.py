@@ -153,6 +153,31 @@ class LNLSTMCell(nn.Module):
         h = torch.tanh(c) * sig[:, _O]
         return h, (c, h)
 
+    @torch.no_grad()
+    def inference_pointwise_(self, gates: torch.Tensor, c_prev: torch.Tensor | None) -> State:
+        """``_pointwise`` without dropout for inference, overwriting ``gates`` (B, 4H) in place.
+
+        Same arithmetic in the same order (bitwise the same result), but about four allocations per
+        step instead of a dozen: at evaluation batches each (B, 4H) temporary is tens of MB, and on
+        this CPU fresh large buffers cost page faults as well as bandwidth. Returns (h, c)."""
+        B, H = gates.shape[0], self.hidden_size
+        pre = gates.view(B, 4, H)  # (B, 4H) -> (B, 4, H)
+        shift = self._gate_shift()  # (4, H)
+        if self.layer_norm:
+            pre = F.layer_norm(pre, (H,), None, None, self.eps)  # (B, 4, H), the one new buffer
+            torch.addcmul(shift, pre, self.gate_ln_weight, out=pre)  # in place: shift + n * gain
+        else:
+            pre.add_(shift)  # (B, 4, H) + (4, H)
+        i, j, f, o = pre.unbind(1)  # 4 x (B, H) views
+        i.sigmoid_(), j.tanh_(), f.sigmoid_(), o.sigmoid_()
+        c = i * j
+        if c_prev is not None:
+            c.addcmul_(c_prev, f)
+        if self.layer_norm:
+            c = F.layer_norm(c, (H,), self.state_ln_weight, self.state_ln_bias, self.eps)
+        h = torch.tanh(c).mul_(o)
+        return h, c
+
     def fast_step(self, x: torch.Tensor, state: State | None, g_mask: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, State]:
         """One step when the input is only known now (decoder feedback). ``state=None`` means zeros."""

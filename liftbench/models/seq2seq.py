@@ -37,6 +37,9 @@ from liftbench.models.seq2seq_fused import module_params, seq2seq_forward
 
 # Dropout sites, one fresh (B, H) mask per site and step: rows of the (5, T, B, H) mask tensor.
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
+# predict_causal works on chunks whose (b, 4H) temporaries hold at most this many floats (16 MB):
+# larger fresh buffers are mmap-ed by glibc and page-faulted anew on every allocation.
+EVAL_CHUNK_FLOATS = 1 << 22
 
 
 def _glorot_linear(in_features: int, out_features: int) -> nn.Linear:
@@ -159,42 +162,44 @@ class Seq2SeqLifter(Lifter):
         return torch.stack(outputs, dim=1)  # T x (B, 48) -> (B, T, 48)
 
     # ------------------------------------------------------------------ causal evaluation
+    @torch.no_grad()
     def predict_causal(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """(F, 32) frames, (F, T) causal window rows -> (F, 48) last output of each window.
+        """(F, 32) frames, (F, T) causal window rows -> (F, 48) last output of each window (inference).
 
-        The encoder's input projection and the input half of its gates, ``encoder_in(x) @ W_x``, are
-        functions of one frame: compute them ONCE per frame of a batch and gather them for the T
-        windows containing it (per window that halves the encoder's matmul work), then run both
-        recurrences on the whole batch. Only without dropout masks (eval mode or dropout 0)."""
+        Without dropout the input projections are linear maps feeding linear maps, so they fold:
+        ``encoder_in(x) @ W_x = x @ (W_in^T W_x) + b_in W_x`` is a per-frame (32 -> 4H) function,
+        computed ONCE per frame of a batch and gathered for the T windows containing it; the
+        decoder's ``decoder_in(y) @ W_x`` likewise becomes ``y @ (48 x 4H)``. What remains per step
+        is the recurrent ``h @ W_h`` on the whole batch. Same function up to float rounding
+        (re-association). Used only without dropout masks (eval mode or dropout 0)."""
         if self.config.implementation == "plain" or (self.training and self.config.dropout > 0.0):
             return super().predict_causal(inputs, index, batch_size)
         T, H = index.shape[1], self.config.hidden_size
-        cell = self.encoder_cell
-        w_x, w_h = cell.weight[:H], cell.weight[H:]  # (H, 4H), (H, 4H) views
-        shift = cell._gate_shift()  # (4, H)
+        enc, dec = self.encoder_cell, self.decoder_cell
+        # Folded input halves: (32, 4H) / (48, 4H) weights and (4H,) biases.
+        enc_w = self.encoder_in.weight.t() @ enc.weight[:H]  # (32, H) @ (H, 4H) -> (32, 4H)
+        enc_b = self.encoder_in.bias @ enc.weight[:H]  # (H,) @ (H, 4H) -> (4H,)
+        dec_w = self.decoder_in.weight.t() @ dec.weight[:H]  # (48, H) @ (H, 4H) -> (48, 4H)
+        dec_b = self.decoder_in.bias @ dec.weight[:H]  # (4H,)
+        step = max(1, min(batch_size, EVAL_CHUNK_FLOATS // (4 * H)))  # windows per chunk
         chunks = []
-        for a in range(0, index.shape[0], batch_size):
-            rows, inv = torch.unique(index[a : a + batch_size], return_inverse=True)  # (R,) frames, (b, T) into them
-            gx = self.encoder_in(inputs[rows]) @ w_x  # (R, 32) -> (R, H) -> (R, 4H), once per frame
+        for a in range(0, index.shape[0], step):
+            rows, inv = torch.unique(index[a : a + step], return_inverse=True)  # (R,) frames, (b, T) into them
+            gx = torch.addmm(enc_b, inputs[rows], enc_w)  # (R, 32) @ (32, 4H) -> (R, 4H), once per frame
             c = h = None
             for t in range(T):  # newest frame first (reversed encoder), from the zero state
                 gates = gx[inv[:, T - 1 - t]]  # (b, 4H) gathered per window
                 if h is not None:
-                    gates = torch.addmm(gates, h, w_h)  # (b, 4H) + (b, H) @ (H, 4H)
-                h, (c, h) = cell._pointwise(gates, c, None, shift)
-            chunks.append(self._decode_fast((c, h), len(inv), T, inputs)[:, -1])  # (b, 48)
+                    gates.addmm_(h, enc.weight[H:])  # += (b, H) @ (H, 4H)
+                h, c = enc.inference_pointwise_(gates, c)
+            y = inputs.new_ones(len(inv), OUTPUT_DIM)  # START token (b, 48)
+            for _ in range(T):  # decoder with output feedback
+                gates = torch.addmm(dec_b, y, dec_w).addmm_(h, dec.weight[H:])  # (b, 48) @ (48, 4H) + (b, H) @ (H, 4H)
+                h, c = dec.inference_pointwise_(gates, c)
+                out = self.decoder_out(h)  # (b, H) -> (b, 48)
+                y = out + y if self.config.residual else out
+            chunks.append(y)  # (b, 48): the last frame of each window
         return torch.cat(chunks)  # (F, 48)
-
-    def _decode_fast(self, state: State, B: int, T: int, like: torch.Tensor) -> torch.Tensor:
-        """Dropout-free decoder with the fast cell step (one [x, h] @ W GEMM, grouped layer norm)."""
-        y = like.new_ones(B, OUTPUT_DIM)  # START token (B, 48)
-        outputs = []
-        for _ in range(T):
-            h, state = self.decoder_cell.fast_step(self.decoder_in(y), state)  # (B, 48) -> (B, H)
-            out = self.decoder_out(h)  # (B, H) -> (B, 48)
-            y = out + y if self.config.residual else out
-            outputs.append(y)
-        return torch.stack(outputs, dim=1)  # T x (B, 48) -> (B, T, 48)
 
     # ------------------------------------------------------------------ loss
     def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
