@@ -346,8 +346,8 @@ class RayExecutor:
             kwargs["runtime_env"] = {"env_vars": env}
         started_here = self.address is None
         try:
-            if started_here:  # a local Ray bounded to this machine's CPUs and a small object store
-                ray.init(num_cpus=self.num_cpus, object_store_memory=256 * 1024**2, **kwargs)
+            if started_here:  # a new local Ray ("local": never a cluster found on this machine), bounded CPUs
+                ray.init(address="local", num_cpus=self.num_cpus, object_store_memory=256 * 1024**2, **kwargs)
             else:
                 ray.init(address=self.address, **kwargs)
         except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError...
