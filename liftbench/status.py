@@ -7,7 +7,7 @@ from pathlib import Path
 
 from liftbench.config import config_from_dict
 from liftbench.errors import DataError
-from liftbench.runner import trial_status
+from liftbench.runner import ERROR_FILE, trial_status
 from liftbench.suites import RunSpec
 
 
@@ -21,7 +21,21 @@ def _specs_from_manifest(path: Path) -> tuple[str, Path, list[RunSpec]]:
     return f"{manifest.get('suite', path.parent.name)} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
 
 
+def _note(run_dir: Path, state: str) -> str:
+    """Where a running trial runs (host, pid) or why a failed one failed (its one-line reason)."""
+    try:
+        if state == "running":
+            lock = json.loads((run_dir / ".lock").read_text())
+            return f"{lock.get('host', '?')} pid {lock.get('pid', '?')}"
+        if state == "failed":
+            return (run_dir / ERROR_FILE).read_text().strip()
+    except (OSError, ValueError):
+        pass  # the trial just finished or started: the state is still right
+    return ""
+
+
 def suite_status(directory: str | Path) -> list[tuple[str, list[dict]]]:
+    """Per suite manifest under ``directory``: (title, one row per trial with its state and a note)."""
     directory = Path(directory)
     manifests = [directory / "manifest.json"] if (directory / "manifest.json").exists() else sorted(directory.glob("*/manifest.json"))
     if not manifests:
@@ -31,8 +45,11 @@ def suite_status(directory: str | Path) -> list[tuple[str, list[dict]]]:
     for m in manifests:
         title, suite_dir, specs = _specs_from_manifest(m)
         root = suite_dir.parent
-        rows = [{"run_id": s.run_id, "variant": s.variant, "seed": s.seed,
-                 "axis": f"{s.axis_key.split('.')[-1]}={s.axis_value}" if s.axis_key else "",
-                 "state": trial_status(s, root)} for s in specs]
+        rows = []
+        for s in specs:
+            state = trial_status(s, root)
+            rows.append({"run_id": s.run_id, "variant": s.variant, "seed": s.seed,
+                         "axis": f"{s.axis_key.split('.')[-1]}={s.axis_value}" if s.axis_key else "",
+                         "state": state, "note": _note(root / "runs" / s.run_id, state)})
         out.append((title, rows))
     return out

@@ -86,8 +86,9 @@ def test_local_worker_pool_equals_in_process(tmp_path, data_dir, specs, referenc
     assert any(c.running for c, _ in seen)
     final = seen[-1][0]
     assert (final.done, final.failed, final.running, final.pending) == (2, 1, 0, 0)
-    states = {r["variant"]: r["state"] for _, rs in suite_status(tmp_path / "suite") for r in rs}
-    assert states == {"seq2seq": "done", "mlp": "done", "broken": "failed"}
+    final_rows = {r["variant"]: r for _, rs in suite_status(tmp_path / "suite") for r in rs}
+    assert {v: r["state"] for v, r in final_rows.items()} == {"seq2seq": "done", "mlp": "done", "broken": "failed"}
+    assert final_rows["broken"]["note"] == results[2].error  # status shows why it failed
     # re-running on the pool trains and evaluates nothing
     _, _, again = run_suite(specs, tmp_path, tmp_path / "suite", data_dir=data_dir, device="cpu", executor=pool)
     assert not any(r.trained or r.evaluated for r in again)

@@ -193,18 +193,22 @@ def jitter(preset: PresetOpt = None, data: DataOpt = None, data_dir: DataDirOpt 
 
 @app.command("status", rich_help_panel="Suites")
 def status(directory: Annotated[Path, typer.Argument(help="A suite directory, or the results root holding several.")] = Path("results")) -> None:
-    """done / running / interrupted / pending for every run of a suite (works while it runs)."""
+    """done / running / failed / interrupted / pending for every run of a suite (works while it runs, on any executor)."""
+    from rich.markup import escape
+
     from liftbench.status import suite_status
 
     for title, rows in suite_status(directory):
         table = Table(title=title)
-        for col in ("run_id", "variant", "seed", "axis", "state"):
-            table.add_column(col)
+        for col in ("run_id", "variant", "seed", "axis", "state", "note"):
+            table.add_column(col, overflow="fold")
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["state"]] = counts.get(r["state"], 0) + 1
-            colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "trained": "blue"}.get(r["state"], "white")
-            table.add_row(r["run_id"], r["variant"], str(r["seed"]), str(r["axis"]), f"[{colour}]{r['state']}[/]")
+            colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "trained": "blue",
+                      "failed": "red"}.get(r["state"], "white")
+            table.add_row(r["run_id"], r["variant"], str(r["seed"]), str(r["axis"]), f"[{colour}]{r['state']}[/]",
+                          escape(r.get("note", "")))
         console.print(table)
         console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
 
