@@ -34,10 +34,10 @@ from liftbench.models.stack import FunctionalStack, ModuleStack, dropout_generat
 from liftbench.suites import RunSpec
 
 
-def packable_toggles(cfg: ExperimentConfig) -> tuple[str, ...]:
-    """Config fields that may differ inside a pack for this run's lifter ('' = seeds only)."""
+def packable_toggles(cfg: ExperimentConfig) -> tuple[str, ...] | None:
+    """Config fields that may differ inside a pack for this run's lifter; None: it does not pack."""
     cls = stack_class(_probe(cfg))
-    return cls.packable if cls is not FunctionalStack else ()
+    return None if cls is FunctionalStack else cls.packable
 
 
 def _probe(cfg: ExperimentConfig):
@@ -53,9 +53,13 @@ def pack_signature(cfg: ExperimentConfig) -> str:
 
     Everything that changes shapes, structure, data or the optimisation recipe is in it (lifter,
     hidden size, blocks, seq_len, layer/batch norm, implementation, the whole data section, every
-    train field but the seed); the seed and the lifter's packable toggles are not."""
+    train field but the seed); the seed and the lifter's packable toggles are not. A lifter without a
+    stacked implementation (plug-ins, seq2seq ``implementation="plain"``) gets a signature of its own."""
     d = cfg.to_dict()
-    free = set(packable_toggles(cfg))
+    toggles = packable_toggles(cfg)
+    if toggles is None:
+        return f"{cfg.model}-solo-{cfg.config_hash()}"
+    free = set(toggles)
     key = {"model": {k: v for k, v in d["model"].items() if k not in free},
            "train": {k: v for k, v in d["train"].items() if k != "seed"}, "data": d["data"]}
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))

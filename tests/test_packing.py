@@ -89,6 +89,37 @@ def test_mlp_stack_k1_equals_module(residual, batch_norm, max_norm, dropout):
         assert torch.allclose(stack.buffers[name][0].to(b.dtype), b, rtol=1e-5, atol=1e-7), name
 
 
+@pytest.mark.parametrize("residual,smoothness,dropout", [(True, 5.0, 0.5), (False, 0.0, 0.0), (True, 0.0, 0.3)])
+def test_seq2seq_stack_k1_equals_module(residual, smoothness, dropout):
+    """The seq2seq stack (seq2seq_fused with K = 1 + the per-member loss) is the module's function."""
+    from liftbench.models.base import NormStats
+    from liftbench.models.stack import Seq2SeqStack
+
+    torch.manual_seed(0)
+    m = create_lifter("seq2seq", hidden_size=16, seq_len=4, residual=residual, smoothness=smoothness,
+                      dropout=dropout).train()
+    stats = NormStats(torch.zeros(INPUT_DIM), torch.ones(INPUT_DIM), torch.randn(48), torch.rand(48) * 100 + 50)
+    x, y = torch.randn(8, 4, INPUT_DIM), torch.randn(8, 4, 48)
+    stack = Seq2SeqStack([m], torch.device("cpu"))
+    loss_s = stack.losses(x[None], y[None], [stats], [torch.Generator().manual_seed(7)])
+    loss_s.sum().backward()
+    m.dropout_generator = torch.Generator().manual_seed(7)
+    loss_m = m.loss(m(x), y, stats)
+    loss_m.backward()
+    assert torch.allclose(loss_s[0], loss_m, rtol=1e-5)
+    for name, p in m.named_parameters():
+        assert torch.allclose(stack.flat[name].grad[0, : p.numel()].view_as(p), p.grad, rtol=1e-4, atol=1e-5), name
+
+
+def test_plain_seq2seq_trains_through_the_fallback_stack_and_resumes(tmp_path):
+    cfg = resolve_config("seq2seq", options={**BASE, "hidden_size": 8, "epochs": 1, "implementation": "plain"})
+    full = train_run(cfg, run_dir=tmp_path / "full", device="cpu")
+    train_run(cfg, run_dir=tmp_path / "part", device="cpu", stop_after_steps=4)
+    part = train_run(cfg, run_dir=tmp_path / "part", device="cpu", resume=True)
+    assert full.state.finished and part.state.finished
+    assert_same_run(tmp_path / "full", tmp_path / "part")
+
+
 def test_mlp_stack_default_shapes_and_write_back():
     torch.manual_seed(0)
     m = create_lifter("mlp")
@@ -192,6 +223,7 @@ def test_pack_signature_and_groups():
     assert sig("mlp", batch_norm=False) != sig("mlp") and sig("mlp", num_blocks=1) != sig("mlp")
     assert sig("seq2seq", layer_norm=False) != sig("seq2seq") and sig("seq2seq", seq_len=3) != sig("seq2seq")
     assert sig("seq2seq", implementation="plain") != sig("seq2seq")
+    assert sig("seq2seq", implementation="plain", seed=1) != sig("seq2seq", implementation="plain")  # no stack
     assert sig("mlp") != sig("seq2seq")
     specs = expand(load_suite("ablation"), "smoke", seeds=3)  # 6 seq2seq variants + mlp, 3 seeds each
     groups = group_specs(specs, 4)
