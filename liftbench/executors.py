@@ -367,11 +367,14 @@ class RayExecutor:
     def map(self, specs, out, data_dir, device, on_trial_end=None):
         import ray
 
-        self.start()
         threads = max(1, int(self.cpus_per_trial))
         task = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1)(run_trial_isolated)
         if device == "auto":  # Ray exposes the GPUs it assigns as cuda:0..; no GPU requested: stay on CPU
             device = "cuda" if self.gpus_per_trial > 0 else "cpu"
+        elif device.startswith("cuda") and self.gpus_per_trial <= 0:
+            raise ConfigError(f"--device {device} with --executor ray needs --gpus-per-trial > 0 (a Ray task that "
+                              "requests no GPU gets none).")
+        self.start()
         ctx = WorkerContext(plugins=_plugin_modules(specs), threads=threads)
         out_abs = str(Path(out).resolve())
         data_abs = str(Path(data_dir).expanduser().resolve()) if data_dir else None

@@ -189,6 +189,16 @@ def test_executor_option_errors():
         get_executor("local", workers=2, devices=["cuda:7"])
 
 
+def test_ray_option_errors(specs):
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError, match="--gpus-per-trial must be"):
+        get_executor("ray", gpus_per_trial=1.5)
+    with pytest.raises(ConfigError, match="apply to --executor local"):
+        get_executor("ray", workers=2)
+    with pytest.raises(ConfigError, match="needs --gpus-per-trial > 0"):  # checked before Ray starts
+        get_executor("ray").map(specs, "unused", None, "cuda:0")
+
+
 def test_status_from_locks(tmp_path, specs):
     spec = specs[0]
     run_dir = tmp_path / "runs" / spec.run_id
