@@ -261,3 +261,14 @@ def test_run_suite_pack_gives_the_same_results(tmp_path, monkeypatch):
 def test_pack_refused_with_another_executor(tmp_path, run_cli):
     code, out, err = run_cli("run", "ablation", "--pack", "2", "--workers", "2", "--out", tmp_path)
     assert code == 2 and "--pack" in (out + err)
+
+
+def test_bench_pack_runs_at_a_tiny_size():
+    from liftbench.bench import default_pack_bench
+    from liftbench.packing import bench_pack
+
+    assert default_pack_bench() is bench_pack  # what `liftbench bench` reports as speedup_pack
+    for model in ("mlp", "seq2seq"):
+        r = bench_pack(model, "cpu", K=2, hidden=16, batch=8, reps=2, warmup=1, seq_len=3)
+        assert r["K"] == 2 and r["speedup_pack"] > 0
+        assert {"median_ms", "min_ms", "max_ms", "n"} <= set(r["packed"]) and r["sequential"]["n"] == 2
