@@ -156,6 +156,18 @@ def test_no_gradient_for_the_2d_input_and_missing_keys():
         seq2seq_forward(params, x.detach(), None, torch.ones(1), True, 1e-12)
 
 
+def test_input_gradient_request_uses_the_plain_path():
+    """The fused function gives no gradient for x; a model asked for one falls back to the plain path."""
+    fast, plain = pair(torch.float64, hidden_size=8, seq_len=3, dropout=0.0)
+    x = torch.randn(2, 3, INPUT_DIM, dtype=torch.float64)
+    grads = []
+    for m in (fast, plain):
+        xg = x.clone().requires_grad_()
+        m(xg).square().sum().backward()
+        grads.append(xg.grad)
+    assert_close(grads[0], grads[1], 1e-12, "d/dx")
+
+
 def test_dropout_generator_is_a_per_model_stream():
     """With ``dropout_generator`` set, the masks come from that stream and the global RNG is untouched."""
     m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()
@@ -211,6 +223,12 @@ def test_predict_causal_equals_per_window_plain(dtype, tol, residual, layer_norm
             assert got.shape == (sum(lengths), OUTPUT_DIM)
             assert_close(got, ref, tol, f"batch {batch}")
             assert_close(plain.predict_causal(inputs, index, batch), ref, tol, "base default")
+
+
+def test_predict_causal_of_no_frames():
+    for impl in ("fast", "plain"):
+        m = create_lifter("seq2seq", hidden_size=8, seq_len=3, implementation=impl).eval()
+        assert m.predict_causal(torch.randn(0, INPUT_DIM), torch.zeros(0, 3, dtype=torch.long), 16).shape == (0, 48)
 
 
 def test_predict_causal_chunks_inside_a_batch(monkeypatch):

@@ -72,7 +72,7 @@ class Lifter(nn.Module):
         between the T windows that contain a frame. Default: gather ``batch_size`` windows at a time."""
         chunks = [self.predict_last(inputs[index[a : a + batch_size]])  # (b, T, 32) -> (b, 48)
                   for a in range(0, index.shape[0], batch_size)]
-        return torch.cat(chunks)  # (F, 48)
+        return torch.cat(chunks) if chunks else inputs.new_empty(0, self(inputs[:0, None]).shape[-1])  # (F, 48)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
         """Training loss of normalised predictions/targets (B, T, 48); default: MSE in normalised space."""

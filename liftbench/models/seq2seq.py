@@ -123,7 +123,7 @@ class Seq2SeqLifter(Lifter):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
         B, T, _ = x.shape
         masks = self._dropout_masks(T, B, x)
-        if self.config.implementation == "plain":
+        if self.config.implementation == "plain" or x.requires_grad:  # the fused path gives no d/dx
             return self._decode(self._encode_plain(x, masks), B, T, x, masks)
         # Production path: the whole window as one autograd function (K = 1 model) whose backward
         # batches every weight-gradient matmul over the T steps (seq2seq_fused.py).
@@ -175,6 +175,8 @@ class Seq2SeqLifter(Lifter):
         if self.config.implementation == "plain" or (self.training and self.config.dropout > 0.0):
             return super().predict_causal(inputs, index, batch_size)
         T, H = index.shape[1], self.config.hidden_size
+        if index.shape[0] == 0:
+            return inputs.new_empty(0, OUTPUT_DIM)
         enc, dec = self.encoder_cell, self.decoder_cell
         # Folded input halves: (32, 4H) / (48, 4H) weights and (4H,) biases.
         enc_w = self.encoder_in.weight.t() @ enc.weight[:H]  # (32, H) @ (H, 4H) -> (32, 4H)
