@@ -272,32 +272,42 @@ class LocalPoolExecutor:
         tracker = _Tracker(specs, out, on_trial_end, self.on_progress)
         ctx = WorkerContext(plugins=_plugin_modules(specs))
         queue, in_flight = deque(range(len(specs))), {}
+        suspects: set[int] = set()  # in flight when a worker died: re-run one at a time to find the culprit
         pool = self._pool()
         try:
             while queue or in_flight:
-                while queue and len(in_flight) < self.workers:
+                while queue and len(in_flight) < (1 if suspects else self.workers):
                     i = queue.popleft()
                     in_flight[pool.submit(_pool_task, specs[i], str(out), data_dir and str(data_dir), device, ctx)] = i
                 done, _ = cf.wait(in_flight, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-                broken = False
+                crashed = []
                 for fut in done:
                     i = in_flight.pop(fut)
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
-                        broken = True
-                        result = failed_trial(specs[i], "worker process died (killed, out of memory or crashed); "
-                                              "re-run the suite to resume this trial", out)
+                        crashed.append(i)
+                        continue
                     except Exception as exc:  # noqa: BLE001 - e.g. a spec that cannot be sent to the worker
                         result = failed_trial(specs[i], f"worker failed: {type(exc).__name__}: {one_line(exc)}", out)
+                    suspects.discard(i)
                     tracker.finish(i, result)
-                if broken:  # every trial in flight died with the pool; carry on with a fresh one
+                if crashed:  # the pool is broken: every trial still in flight died with it
                     for fut in cf.wait(in_flight).done:
                         i = in_flight.pop(fut)
-                        exc = fut.exception()
-                        tracker.finish(i, fut.result() if exc is None else failed_trial(
-                            specs[i], "worker process died (killed, out of memory or crashed); re-run the suite "
-                            "to resume this trial", out))
+                        if fut.exception() is None:
+                            suspects.discard(i)
+                            tracker.finish(i, fut.result())
+                        else:
+                            crashed.append(i)
+                    for i in crashed:
+                        if len(crashed) == 1 or i in suspects:  # it died alone: this trial kills its worker
+                            suspects.discard(i)
+                            tracker.finish(i, failed_trial(specs[i], "worker process died (killed, out of memory or "
+                                                           "crashed); re-run the suite to retry this trial", out))
+                        else:
+                            suspects.add(i)
+                            queue.appendleft(i)
                     pool.shutdown(wait=False)
                     pool = self._pool()
                 tracker.report(list(in_flight.values()))

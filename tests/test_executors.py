@@ -100,15 +100,34 @@ def test_bug_in_worker_is_one_error_row(tmp_path, data_dir, specs, reference):
     import executor_plugins  # noqa: F401  (registers 'exploding' here; the workers import it themselves)
 
     shutil.copytree(reference[0] / "runs", tmp_path / "runs")
-    cfg = specs[1].config
-    boom = dataclasses.replace(specs[1], variant="boom",
-                               config=dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="exploding")))
+    boom = _on(specs[1], "exploding", "boom")
     rows, _, results = run_suite([specs[1], boom], tmp_path, tmp_path / "suite", data_dir=data_dir, device="cpu",
                                  executor=LocalPoolExecutor(2, threads=1))
     assert results[0].error == "" and not results[0].trained
     assert results[1].error.startswith("internal error ZeroDivisionError") and "\n" not in results[1].error
     assert rows["status"].value_counts().to_dict()["error"] == len(boom.test_noise)
     assert trial_status(boom, tmp_path) == "failed"
+
+
+def _on(spec, dataset, variant):
+    cfg = spec.config
+    return dataclasses.replace(spec, variant=variant,
+                               config=dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name=dataset)))
+
+
+@pytest.mark.slow
+def test_dead_worker_fails_only_its_trial(tmp_path, data_dir, specs, reference):
+    """A trial that kills its worker process fails alone; the trial that shared the pool is re-run and finishes."""
+    import executor_plugins  # noqa: F401
+
+    shutil.copytree(reference[0] / "runs", tmp_path / "runs")
+    crash, boom = _on(specs[1], "crashing", "crash"), _on(specs[1], "exploding", "boom")
+    rows, _, results = run_suite([crash, boom, specs[1]], tmp_path, tmp_path / "suite", data_dir=data_dir,
+                                 device="cpu", executor=LocalPoolExecutor(2, threads=1))
+    assert results[0].error.startswith("worker process died")
+    assert results[1].error.startswith("internal error ZeroDivisionError")
+    assert results[2].error == ""
+    assert (rows["status"] == "ok").sum() > 0 and set(rows[rows["status"] == "error"]["variant"]) == {"crash", "boom"}
 
 
 @pytest.mark.slow
