@@ -167,7 +167,11 @@ def _open(member: Member, device: torch.device, resume: bool) -> _Run:
         run.state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], ckpt["loss_sum"],
                                ckpt["loss_count"], list(ckpt["history"]), ckpt["finished"])
         if "dropout_rng" in ckpt:  # older checkpoints (global-RNG dropout) continue with a fresh stream
-            run.generator.set_state(ckpt["dropout_rng"])
+            try:
+                run.generator.set_state(ckpt["dropout_rng"])
+            except RuntimeError as exc:  # CPU (mt19937) and CUDA (philox) generator states differ in kind
+                raise CheckpointError(f"{path} was trained on another device type; its dropout RNG cannot move to "
+                                      f"{device.type}: resume it with the --device it started on.") from exc
         run.torch_rng = ckpt["torch_rng"]
     return run
 
