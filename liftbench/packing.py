@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from liftbench.config import ExperimentConfig
-from liftbench.errors import LiftbenchError
+from liftbench.errors import ConfigError, LiftbenchError
 from liftbench.models import LIFTERS, create_lifter
 from liftbench.models.base import NormStats
 from liftbench.models.stack import FunctionalStack, ModuleStack, dropout_generator, stack_class, stack_lifters
@@ -69,8 +69,6 @@ def pack_signature(cfg: ExperimentConfig) -> str:
 def group_specs(specs: list[RunSpec], pack: int) -> list[list[int]]:
     """Indices of ``specs`` in pack groups of at most ``pack`` runs with one signature, in first-seen order."""
     if pack < 1:
-        from liftbench.errors import ConfigError
-
         raise ConfigError(f"--pack must be >= 1, got {pack}.")
     by_sig: dict[str, list[int]] = {}
     for i, spec in enumerate(specs):
@@ -89,12 +87,10 @@ def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = 
 
     Finished runs are skipped; the others resume from their checkpoints (stragglers are brought level
     first). ``progress`` is shown for the first member being trained."""
-    from liftbench.pipeline import finish_run, prepare_run
+    from liftbench.pipeline import PreparedRun, finish_run, prepare_run
     from liftbench.train import fit_members
 
     if len({pack_signature(c) for c in cfgs}) > 1:
-        from liftbench.errors import ConfigError
-
         raise ConfigError("train_packed: these runs do not share one pack signature (shapes, data or recipe differ).")
     cache: dict[str, Any] = {}
     prepared = []
@@ -102,7 +98,7 @@ def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = 
         prepared.append(prepare_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume,
                                     progress=None, variant=variants[i] if variants else None, suite=suite,
                                     run_dir=run_dirs[i] if run_dirs else None, cache=cache))
-    todo = [p for p in prepared if not hasattr(p, "skipped")]
+    todo = [p for p in prepared if isinstance(p, PreparedRun)]  # the others come back skipped (done)
     if todo:
         todo[0].member.progress = progress
         states = fit_members([p.member for p in todo], device=todo[0].device, resume=resume,
