@@ -20,6 +20,10 @@ Two implementations of the same function:
   time loop into one big matmul (better GEMM shape on CPU, see ``cpu_performance_notes.md``), the
   loop does only ``h @ W_h``, and that is skipped at t=0 when the initial state is zero.
   ``tests/test_models.py`` checks outputs and gradients of both paths are equal.
+* ``inference_pointwise_``: the fast point-wise part without dropout, in place, for evaluation.
+
+Training of the seq2seq model uses neither step method: ``seq2seq_fused`` runs the same point-wise
+maths for K stacked cells inside one autograd function.
 """
 
 from __future__ import annotations

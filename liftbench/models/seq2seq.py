@@ -20,6 +20,16 @@ the encoder's final (c, h) with a START vector of ONES and then feeds back its o
 t-T+1+k (forward time order).
 
 Loss (§1.6), in millimetres: mean((gt - pred)^2) + smoothness * mean(w_d * (pred[t+1] - pred[t])^2).
+
+Implementations (``Config.implementation``), tested equal in ``tests/test_models.py`` and
+``tests/test_fastpath.py``:
+
+* ``"plain"``: the obvious per-step reference (one layer-norm call per gate, per-step autograd); the
+  numerical reference and the ``liftbench bench`` baseline.
+* ``"fast"`` (default): the whole window as one autograd function (``seq2seq_fused``) whose backward
+  does every weight-gradient matmul once over all T steps; and for evaluation ``predict_causal``,
+  which folds the input projections into the gate weights and shares each frame's encoder input
+  work between the T causal windows that contain it.
 """
 
 from __future__ import annotations
@@ -100,8 +110,9 @@ class Seq2SeqLifter(Lifter):
         # Per-dimension smoothness weights (48,): each joint's weight repeated over x, y, z.
         w = torch.tensor(SMOOTHNESS_JOINT_WEIGHTS, dtype=torch.float32).repeat_interleave(3)  # (16,) -> (48,)
         self.register_buffer("smooth_weights", w, persistent=False)
-        # Optional per-model RNG for the dropout masks (None = torch's global RNG). Variant packing
-        # gives each packed model its own stream so it draws exactly what a separate run would.
+        # Optional per-model RNG for the dropout masks (None = torch's global RNG), a torch.Generator on
+        # the model's device. Variant packing gives each packed model its own stream so it draws exactly
+        # what a separate run would. Not part of the state_dict: whoever sets it saves its state.
         self.dropout_generator: torch.Generator | None = None
 
     @property
