@@ -171,7 +171,13 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
     base_info = {"suite": specs[0].suite, "version": specs[0].suite_version} if specs else {}
     write_manifest(directory, specs, {**base_info, **(info or {})})
     if pack > 1:
-        _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
+        packed = _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
+        report = on_trial_end
+
+        def on_trial_end(i: int, result: TrialResult) -> None:  # a packed run was trained now, not reused
+            result.trained = result.trained or (i in packed and not result.error)
+            if report:
+                report(i, result)
     if executor is not None:
         results = executor.map(specs, out, data_dir, device, on_trial_end)
     else:
@@ -191,18 +197,30 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
 
 
 def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: str, executor: Any,
-                 on_trial_start: Callable[[int, RunSpec], Any] | None) -> None:
-    """Train the pack groups first (K runs per stacked computation); their trials then skip training."""
+                 on_trial_start: Callable[[int, RunSpec], Any] | None) -> set[int]:
+    """Train the pack groups first (K runs per stacked computation); their trials then skip training.
+    Returns the indices of the specs trained here."""
     from liftbench.executors import InProcessExecutor
     from liftbench.packing import group_specs, train_specs_packed
 
     if executor is not None and not isinstance(executor, InProcessExecutor):
         raise ConfigError("--pack trains in this process; it cannot be combined with --executor ray or --workers.")
     start = on_trial_start or getattr(executor, "on_trial_start", None)
+    trained: set[int] = set()
     for group in group_specs(specs, pack):
         if len(group) > 1:
+            todo = [i for i in group if not _trained(specs[i], out)]
             progress = start(group[0], specs[group[0]]) if start else None
             train_specs_packed([specs[i] for i in group], out, data_dir, device, progress)
+            trained.update(i for i in todo if _trained(specs[i], out))
+    return trained
+
+
+def _trained(spec: RunSpec, out: Path) -> bool:
+    try:
+        return json.loads((Path(out) / "runs" / spec.run_id / RUN_META).read_text()).get("state") == "done"
+    except (OSError, ValueError):
+        return False
 
 
 def merge_results(results: list[TrialResult]) -> pd.DataFrame:

@@ -250,6 +250,7 @@ def test_run_suite_pack_gives_the_same_results(tmp_path, monkeypatch):
     rows_a, _, res_a = run_suite(specs, tmp_path / "a", tmp_path / "a" / "suite", device="cpu")
     rows_b, _, res_b = run_suite(specs, tmp_path / "b", tmp_path / "b" / "suite", device="cpu", pack=4)
     assert not any(r.error for r in res_a + res_b)
+    assert all(r.trained for r in res_b)  # trained by their packs (not counted as reused)
     assert sorted(packs) == [(2, ""), (2, ""), (4, "")]  # full + no_residual x 2 seeds; no_layer_norm x 2; mlp x 2
     key = ["run_id", "metric", "slice_type", "slice", "test_noise"]
     a = pd.read_csv(tmp_path / "a" / "suite" / "results.csv").sort_values(key).reset_index(drop=True)
