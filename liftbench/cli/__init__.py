@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except LiftbenchError as exc:
         if os.environ.get("LIFTBENCH_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages quote things like 'liftbench[ray]': not markup
+
+        err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("aborted (completed work is saved; re-run the same command to continue)")

@@ -96,9 +96,7 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
 def _make_executor(executor: str, *, workers: int, devices: str | None, ray_address: str | None,
                    gpus_per_trial: float, cpus_per_trial: float, on_progress, on_trial_start):
     """The executor behind ``--executor``; local-only and ray-only options are rejected on the other."""
-    from rich.markup import escape
-
-    from liftbench.errors import ConfigError, MissingExtraError
+    from liftbench.errors import ConfigError
     from liftbench.executors import get_executor
 
     device_list = [d.strip() for d in (devices or "").split(",") if d.strip()]
@@ -109,11 +107,8 @@ def _make_executor(executor: str, *, workers: int, devices: str | None, ray_addr
             raise ConfigError("--devices needs --workers N (N >= 2); for one process use --device.")
         return get_executor("local", workers=workers, devices=device_list, on_progress=on_progress,
                             on_trial_start=on_trial_start)
-    try:
-        exec_obj = get_executor(executor, workers=workers, devices=device_list, on_progress=on_progress,
-                                address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
-    except MissingExtraError as exc:  # the message names liftbench[ray]: keep rich from reading it as markup
-        raise MissingExtraError(escape(str(exc))) from exc
+    exec_obj = get_executor(executor, workers=workers, devices=device_list, on_progress=on_progress,
+                            address=ray_address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
     exec_obj.start()  # join or start Ray before any bar is drawn, so a bad --ray-address is one clean line
     return exec_obj
 
