@@ -135,6 +135,39 @@ def test_all_ones_masks_equal_no_dropout_bitwise():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
+def test_recycled_gradient_buffers_never_alias_a_live_gradient(monkeypatch):
+    """The pooled weight-gradient buffers: reused after zero_grad(set_to_none=True), never while a
+    .grad (or any reference to an old one) still uses them; accumulation stays correct."""
+    import liftbench.models.seq2seq_fused as sf
+
+    monkeypatch.setattr(sf, "_GRAD_BUFFERS", sf._GradBufferPool(min_bytes=0))  # pool even tiny kernels
+    torch.manual_seed(0)
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.0).double()
+    perturb_(m, 0.2)
+    x = torch.randn(2, 3, INPUT_DIM, dtype=torch.float64)
+
+    def grads():
+        m(x).square().sum().backward()
+        return {n: p.grad for n, p in m.named_parameters()}
+
+    first = {n: g.clone() for n, g in grads().items()}
+    kept = m.decoder_cell.weight.grad  # a reference someone holds on to
+    accumulated = grads()  # no zero_grad: the .grad buffers are live, so new ones must be used
+    for n, g in accumulated.items():
+        assert torch.allclose(g, 2 * first[n]), n
+    m.zero_grad(set_to_none=True)
+    again = grads()
+    assert torch.equal(kept, 2 * first["decoder_cell.weight"])  # untouched by the third backward
+    for n, g in again.items():
+        assert torch.equal(g, first[n]), n
+    del kept, accumulated, again
+    m.zero_grad(set_to_none=True)
+    grads()
+    pooled = {b.data_ptr() for bufs in sf._GRAD_BUFFERS.pool.values() for b in bufs}
+    for cell in (m.encoder_cell, m.decoder_cell):  # recycled once nothing else used them
+        assert cell.weight.grad.data_ptr() in pooled
+
+
 def test_stack_params_gradients_reach_each_module():
     torch.manual_seed(0)
     models = [create_lifter("seq2seq", hidden_size=8, seq_len=2) for _ in range(2)]
