@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     max_windows_per_epoch: int = 0  # 0 = every training window each epoch; >0 = a seeded random subset
     checkpoint_every_s: float = 300.0  # mid-epoch checkpoints for long epochs (wall-clock, resume-exact)
+    precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls in TF32) | bf16 (autocast of forward + loss)
 
     def validate(self) -> None:
         for name in ("lr", "batch_size", "epochs"):
@@ -50,6 +51,20 @@ class TrainConfig:
             raise ConfigError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}.")
         if self.lr_decay_steps <= 0 or self.max_windows_per_epoch < 0:
             raise ConfigError("train.lr_decay_steps must be > 0 and train.max_windows_per_epoch >= 0.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+        if self.checkpoint_every_s <= 0:
+            raise ConfigError(f"train.checkpoint_every_s must be > 0 seconds, got {self.checkpoint_every_s}.")
+
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+# Train keys that do not change a single number (how often to checkpoint): not part of a run's identity.
+NON_NUMERIC_TRAIN_KEYS = ("checkpoint_every_s",)
+
+
+def identity_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config dict without the keys that cannot change results (for hashing and resume checks)."""
+    return {**config, "train": {k: v for k, v in config.get("train", {}).items() if k not in NON_NUMERIC_TRAIN_KEYS}}
 
 
 @dataclass(frozen=True)
@@ -96,8 +111,9 @@ class ExperimentConfig:
         return {"model": {"name": self.model, **self.model_params}, "train": train, "data": data}
 
     def config_hash(self) -> str:
-        """Stable 12-hex hash of everything that changes the numbers (not device, paths or progress)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable 12-hex hash of everything that changes the numbers (not device, paths, progress or
+        checkpoint frequency)."""
+        text = json.dumps(identity_dict(self.to_dict()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property

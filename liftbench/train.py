@@ -17,6 +17,7 @@ first brought level one by one (``until_step``), then trained together.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from liftbench import __version__
-from liftbench.config import TrainConfig
+from liftbench.config import TrainConfig, identity_dict
 from liftbench.data.normalize import stats_to_state
 from liftbench.data.windows import FrameTable, training_window_starts
 from liftbench.errors import CheckpointError, ConfigError
@@ -159,7 +160,7 @@ def _open(member: Member, device: torch.device, resume: bool) -> _Run:
     run = _Run(member, TrainState(), dropout_generator(member.cfg.seed, device), None)
     if resume and path.exists():
         ckpt = load_checkpoint(path)
-        if ckpt["config"] != member.config:
+        if identity_dict(ckpt["config"]) != identity_dict(member.config):
             raise CheckpointError(f"{path} was written by a different configuration; "
                                   "use another --out directory or delete the run directory to retrain.")
         member.model.load_state_dict(ckpt["model"])
@@ -276,6 +277,30 @@ def fit_members(members: list[Member], *, device: torch.device, resume: bool = T
     return _train(runs, active, starts, steps_per_epoch, device, stop_after_steps, until_step)
 
 
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device):
+    """The numeric mode of forward + loss: fp32 (default), TF32 matmuls (CUDA only) or bf16 autocast.
+
+    bf16 autocast also works on a CPU, but without bf16 hardware it is 10-100x slower there
+    (cpu_performance_notes.md): it exists for GPUs; tests exercise it on CPU at tiny sizes."""
+    if precision == "fp32":
+        yield
+        return
+    if precision == "tf32":
+        if device.type != "cuda":
+            raise ConfigError(f"train.precision=tf32 needs a CUDA device (TF32 is a tensor-core mode), not {device}; "
+                              "use precision=fp32.")
+        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        return
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        yield
+
+
 def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_per_epoch: int,
            device: torch.device, stop_after_steps: int | None, until_step: int | None) -> list[TrainState]:
     """The stacked loop over the members ``active`` (all at the same point of training)."""
@@ -322,7 +347,8 @@ def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_
             lr = learning_rate(cfg, state0.global_step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            losses = stack.losses(x, y, stats, gens)  # (K,)
+            with precision_context(cfg.precision, device):
+                losses = stack.losses(x, y, stats, gens).float()  # (K,)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # d(sum)/d(loss_k) = 1: each member gets exactly its own gradient
             opt.step()

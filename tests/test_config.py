@@ -81,3 +81,20 @@ def test_shipped_configs_equal_paper_defaults(model):
     for key in ("lr", "batch_size", "epochs"):
         assert doc["train"][key] == cls.train_defaults[key]
     assert resolve_config(None, ROOT / "configs" / f"{model}.toml").config_hash() == resolve_config(model).config_hash()
+
+
+@pytest.mark.parametrize("model", ["mlp", "seq2seq"])
+def test_shipped_configs_hold_every_train_and_data_key(model):
+    from liftbench.config import DataConfig, TrainConfig
+
+    doc = tomllib.loads((ROOT / "configs" / f"{model}.toml").read_text())
+    assert set(doc["train"]) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(doc["data"]) >= {f.name for f in dataclasses.fields(DataConfig)} - {"train_subjects", "test_subjects"}
+
+
+def test_checkpoint_interval_is_not_part_of_the_run_id_but_precision_is():
+    base = resolve_config("mlp")
+    assert resolve_config("mlp", overrides={"checkpoint_every_s": 5.0}).run_id == base.run_id
+    assert resolve_config("mlp", overrides={"precision": "bf16"}).run_id != base.run_id
+    with pytest.raises(ConfigError, match="train.precision must be one of fp32, tf32, bf16"):
+        resolve_config("mlp", overrides={"precision": "fp16"})

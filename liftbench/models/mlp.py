@@ -36,7 +36,7 @@ from torch import nn
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
 from liftbench.errors import ConfigError
 from liftbench.models.base import LIFTERS, Lifter, NormStats
-from liftbench.models.stack import ModuleStack, per_model_sum
+from liftbench.models.stack import ModuleStack, autocast_backward, autocast_forward, per_model_sum
 
 
 def _kaiming_truncated_(t: torch.Tensor, fan: int) -> torch.Tensor:
@@ -171,8 +171,8 @@ def _clip_backward(W: Tensor, gWe: Tensor, n: Tensor, d: Tensor, active: Tensor)
     ``gWe`` (a fresh matmul output) is overwritten. Three element-wise passes over W when every
     member is clipped (the default), plus a ``where`` that keeps unclipped members' gWe exactly."""
     on = active & (n >= 1.0)  # clamp passes the gradient where n >= 1
-    dots = torch.stack([torch.dot(g.reshape(-1), w.reshape(-1))  # (K,) per member, same order for any K
-                        for g, w in zip(gWe.unbind(0), W.contiguous().unbind(0))])
+    dots = torch.stack([torch.dot(g.reshape(-1), w.reshape(-1).to(g.dtype))  # (K,) per member, same order for any K
+                        for g, w in zip(gWe.unbind(0), W.contiguous().unbind(0))])  # (gWe is bf16 under autocast)
     coef = (dots / (d * d * n)).view(-1, 1, 1)  # (K, 1, 1)
     if bool(on.all()):
         return gWe.div_(d.view(-1, 1, 1)).sub_(W * coef)
@@ -239,6 +239,7 @@ class _StackedMLPFunction(torch.autograd.Function):
     """K MLPs in training mode: x (K, N, 32) -> (K, N, 48); backward by hand (per-model reductions)."""
 
     @staticmethod
+    @autocast_forward
     def forward(ctx, x, plan, *tensors):
         P = dict(zip(plan.names, tensors))
         saved, v = [], None
@@ -259,6 +260,7 @@ class _StackedMLPFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @autocast_backward
     def backward(ctx, g_out):
         plan, saved = ctx.plan, ctx.saved
         g_out = g_out.contiguous()
