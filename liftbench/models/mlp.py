@@ -36,7 +36,8 @@ from torch import nn
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
 from liftbench.errors import ConfigError
 from liftbench.models.base import LIFTERS, Lifter, NormStats
-from liftbench.models.stack import ModuleStack, autocast_backward, autocast_forward, per_model_sum
+from liftbench.models.autocast import autocast_backward, autocast_forward
+from liftbench.models.stack import ModuleStack, per_model_sum
 
 
 def _kaiming_truncated_(t: torch.Tensor, fan: int) -> torch.Tensor:

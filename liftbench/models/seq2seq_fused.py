@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liftbench.models.autocast import autocast_backward, autocast_forward
+
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
 _LN_NAMES = ("gate_ln_weight", "gate_ln_bias", "state_ln_weight", "state_ln_bias")
@@ -284,10 +286,10 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     grads: dict[str, Tensor] = {}
     dg_e = torch.stack(d_ge, dim=1).view(K, T * B, 4 * H)  # T x (K, B, 4H) -> (K, T*B, 4H)
     dw_e = _GRAD_BUFFERS.empty_like(w_e)  # (K, 2H, 4H)
-    torch.bmm(_t(S["u_e"]), dg_e, out=dw_e[:, :H])  # (K, H, T*B) @ (K, T*B, 4H) -> (K, H, 4H)
+    _bmm_into(_t(S["u_e"]), dg_e, dw_e[:, :H])  # (K, H, T*B) @ (K, T*B, 4H) -> (K, H, 4H)
     if T > 1:  # h_prev rows for t >= 1 only (h_{-1} = 0)
         h_prev = torch.stack(S["enc_h"][:-1], dim=1).view(K, (T - 1) * B, H)  # (K, (T-1)*B, H)
-        torch.bmm(_t(h_prev), dg_e[:, B:], out=dw_e[:, H:])  # (K, H, 4H)
+        _bmm_into(_t(h_prev), dg_e[:, B:], dw_e[:, H:])  # (K, H, 4H)
     else:
         dw_e[:, H:].zero_()
     grads["encoder_cell.weight"] = dw_e
@@ -297,8 +299,8 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     grads["encoder_in.weight"] = torch.bmm(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
     grads["encoder_in.bias"] = _rowsum(du_e)  # (K, H)
     dg_d = torch.stack(d_gd, dim=1).view(K, T * B, 4 * H)  # (K, T*B, 4H)
-    grads["decoder_cell.weight"] = torch.bmm(_t(S["cat"].view(K, T * B, 2 * H)), dg_d,
-                                             out=_GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
+    grads["decoder_cell.weight"] = _bmm_into(_t(S["cat"].view(K, T * B, 2 * H)), dg_d,
+                                             _GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
     du_d = torch.stack(d_u, dim=1).view(K, T * B, H)  # (K, T*B, H)
     y_prev = torch.stack(S["y_prev"], dim=1).view(K, T * B, -1)  # (K, T*B, 48)
     grads["decoder_in.weight"] = torch.bmm(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
@@ -312,12 +314,20 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     return grads
 
 
+def _bmm_into(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """``bmm`` into a recycled float32 gradient buffer; under bf16 autocast the product comes out in
+    bf16 (``out=`` would refuse it), so it is copied into the buffer instead."""
+    if torch.is_autocast_enabled(a.device.type):
+        return out.copy_(torch.bmm(a, b))
+    return torch.bmm(a, b, out=out)
+
+
 class _Seq2SeqFunction(torch.autograd.Function):
     """autograd wrapper: inputs (x, masks, residual, layer_norm, eps, *params in ``param_names`` order)."""
 
-    # Under CUDA autocast (bf16 option) the backward runs in the forward's autocast state; no-op on CPU.
+    # Under autocast (train.precision=bf16) the backward runs in the forward's autocast state.
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
+    @autocast_forward
     def forward(ctx, x, masks, residual, layer_norm, eps, *tensors):
         names = param_names(layer_norm)
         P = dict(zip(names, tensors))
@@ -326,7 +336,7 @@ class _Seq2SeqFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
+    @autocast_backward
     def backward(ctx, d_out):
         if ctx.needs_input_grad[0]:
             raise NotImplementedError("seq2seq_forward gives no gradient with respect to the 2D input x.")
