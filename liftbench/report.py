@@ -293,6 +293,7 @@ def suite_plots(directory: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows, summary, manifest = _load_suite_files(directory)
     plots = Path(directory) / "plots"
@@ -355,6 +356,7 @@ def suite_plots(directory: Path) -> list[Path]:
                 drawn += 1
     if drawn:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel("test P1 (mm)")
         ax.set_title("training curves (test MPJPE per epoch)")
         ax.grid(alpha=0.3)
