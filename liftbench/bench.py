@@ -41,7 +41,7 @@ import torch
 from liftbench.data.skeleton import INPUT_DIM, NUM_JOINTS, OUTPUT_DIM
 from liftbench.models import create_lifter
 from liftbench.models.base import NormStats
-from liftbench.train import make_optimizer
+from liftbench.train import adam_optimizer, make_optimizer
 
 # Hook for variant packing: ``pack_bench(model_name=, device=, batch=, seq_len=, hidden=, reps=)``
 # returns a dict with at least ``speedup_pack`` (K packed vs K sequential runs); it is stored under
@@ -113,10 +113,23 @@ def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, 
         opt.step()
 
     if not cuda.cuda_graph:
+        # Exactly the trainer's step (train._train with K = 1): the lifter's stack (stacked MLP /
+        # fused seq2seq), its own dropout generator, one fused Adam over the stack's leaves.
+        from liftbench.models.stack import dropout_generator, stack_lifters
+        from liftbench.train import precision_context
+
+        stack = stack_lifters([model], device)
+        stack_opt = adam_optimizer(stack.parameters(), opt.param_groups[0]["lr"], device)
+        generator = dropout_generator(0, device)
+        precision = "bf16" if cuda.bf16 else "tf32" if cuda.tf32 else "fp32"
+
         def step() -> None:
             refill()
-            opt.zero_grad(set_to_none=True)
-            body()
+            with precision_context(precision, device):
+                losses = stack.losses(data[rows][None], target[rows][None], [stats], [generator])  # (1,)
+            stack_opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            stack_opt.step()
         return step
     refill()
     side = torch.cuda.Stream(device)

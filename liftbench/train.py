@@ -81,7 +81,7 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def _adam(params: list[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
+def adam_optimizer(params: list[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
     """Adam with TF-default moments; the fused kernel where this torch supports it on the device."""
     try:
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
@@ -91,7 +91,7 @@ def _adam(params: list[torch.Tensor], lr: float, device: torch.device) -> torch.
 
 def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
     """The production Adam over one module's trainable parameters."""
-    return _adam([p for p in model.parameters() if p.requires_grad], lr, device)
+    return adam_optimizer([p for p in model.parameters() if p.requires_grad], lr, device)
 
 
 def epoch_batches(n_windows: int, cfg: TrainConfig, epoch: int) -> list[np.ndarray]:
@@ -308,7 +308,7 @@ def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_
     members = [r.member for r in live]
     cfg = members[0].cfg
     stack: ModuleStack = stack_lifters([m.model for m in members], device)
-    opt = _adam(stack.parameters(), cfg.lr, device)
+    opt = adam_optimizer(stack.parameters(), cfg.lr, device)
     if live[0].opt_state is not None:
         opt.load_state_dict(stack_optimizer_states(stack, [r.opt_state for r in live]))
     if live[0].torch_rng is not None:
