@@ -208,6 +208,7 @@ def test_executor_option_errors():
         get_executor("local", workers=2, devices=["cuda:7"])
 
 
+@pytest.mark.ray
 def test_ray_option_errors(specs):
     pytest.importorskip("ray")
     with pytest.raises(ConfigError, match="--gpus-per-trial must be"):
