@@ -41,7 +41,7 @@ import torch
 from liftbench.data.skeleton import INPUT_DIM, NUM_JOINTS, OUTPUT_DIM
 from liftbench.models import create_lifter
 from liftbench.models.base import NormStats
-from liftbench.train import adam_optimizer, make_optimizer
+from liftbench.train import adam_optimizer, make_optimizer, precision_context
 
 # Hook for variant packing: ``pack_bench(model_name=, device=, batch=, seq_len=, hidden=, reps=)``
 # returns a dict with at least ``speedup_pack`` (K packed vs K sequential runs); it is stored under
@@ -74,20 +74,6 @@ class CudaOptions:
         return [n for n in ("tf32", "bf16", "cuda_graph") if getattr(self, n)]
 
 
-@contextlib.contextmanager
-def _tf32(enabled: bool):
-    """Allow TF32 matmuls inside the block only (CUDA), restoring the previous global setting."""
-    if not enabled:
-        yield
-        return
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, target: torch.Tensor,
                          starts: torch.Tensor, offsets: torch.Tensor, stats: NormStats,
                          draw: Callable[[], np.ndarray], batch: int, device: torch.device,
@@ -116,7 +102,6 @@ def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, 
         # Exactly the trainer's step (train._train with K = 1): the lifter's stack (stacked MLP /
         # fused seq2seq), its own dropout generator, one fused Adam over the stack's leaves.
         from liftbench.models.stack import dropout_generator, stack_lifters
-        from liftbench.train import precision_context
 
         stack = stack_lifters([model], device)
         stack_opt = adam_optimizer(stack.parameters(), opt.param_groups[0]["lr"], device)
@@ -353,7 +338,7 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
 
     memory = {"plain_train": peak_memory_mb(plain_step, device), "production_train": peak_memory_mb(production_step, device),
               "plain_eval": peak_memory_mb(plain_eval, device), "production_eval": peak_memory_mb(production_eval, device)}
-    with LoadMonitor() as load, _tf32(cuda.tf32):
+    with LoadMonitor() as load, precision_context("tf32" if cuda.tf32 else "fp32", device):
         train = interleave({"plain": plain_step, "production": production_step}, reps, warmup, device)
         ev = interleave({"plain": plain_eval, "production": production_eval}, max(3, reps // 3), 1, device)
     f = flops(model_name, hidden, batch, T)
