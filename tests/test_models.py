@@ -226,23 +226,20 @@ def test_lnlstm_step_matches_hand_reference(layer_norm, use_mask):
     h_ref, c_ref = np_cell_step(cell, x, c, h, mask)
     t = lambda a: torch.from_numpy(a)  # noqa: E731
     m = None if mask is None else t(mask)
-    hs, seq_state = cell.fast_sequence(t(x)[None], (t(c), t(h)), None if m is None else m[None])
+    gates = torch.cat([t(x), t(h)], 1) @ cell.weight  # (B, in + H) @ (in + H, 4H), bias folded into the shift
     for label, (h_out, (c_out, h_state)) in {
         "reference": cell.reference_step(t(x), (t(c), t(h)), m),
-        "fast_step": cell.fast_step(t(x), (t(c), t(h)), m),
-        "fast_sequence": (hs[0], seq_state),
+        "grouped pointwise": cell._pointwise(gates, t(c), m, cell._gate_shift()),
     }.items():
         np.testing.assert_allclose(h_out.detach().numpy(), h_ref, atol=1e-12, err_msg=label)
         np.testing.assert_allclose(c_out.detach().numpy(), c_ref, atol=1e-12, err_msg=label)
         assert torch.equal(h_state, h_out)  # the state's h is the undropped output
-    # Zero initial state: the fast path skips h @ W_h and the forget term, same function.
+    # Zero initial state: the grouped point-wise code skips the forget term (c_prev None), same function.
     z = np.zeros((2, 3))
     h0, c0 = np_cell_step(cell, x, z, z, mask)
-    _, (c_f, h_f) = cell.fast_step(t(x), None, m)
-    _, (c_s, h_s) = cell.fast_sequence(t(x)[None], None, None if m is None else m[None])
-    for hh, cc in ((h_f, c_f), (h_s, c_s)):
-        np.testing.assert_allclose(hh.detach().numpy(), h0, atol=1e-12)
-        np.testing.assert_allclose(cc.detach().numpy(), c0, atol=1e-12)
+    h_f, (c_f, _) = cell._pointwise(t(x) @ cell.weight[:2], None, m, cell._gate_shift())
+    np.testing.assert_allclose(h_f.detach().numpy(), h0, atol=1e-12)
+    np.testing.assert_allclose(c_f.detach().numpy(), c0, atol=1e-12)
 
 
 def test_lnlstm_defaults_and_forget_bias_matters():
@@ -258,31 +255,6 @@ def test_lnlstm_defaults_and_forget_bias_matters():
     x, c, h = torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 3)
     assert not torch.allclose(cell.reference_step(x, (c, h))[0], other.reference_step(x, (c, h))[0])
     assert not any("offset" in k for k in cell.state_dict())
-
-
-@pytest.mark.parametrize("layer_norm", [True, False])
-def test_lnlstm_fast_sequence_equals_reference_loop_float32(layer_norm):
-    """Outputs and gradients of the hoisted/grouped path equal the per-step reference in float32."""
-    torch.manual_seed(0)
-    ref = LNLSTMCell(24, 32, layer_norm=layer_norm)
-    perturb_(ref, 0.1)
-    fast = LNLSTMCell(24, 32, layer_norm=layer_norm)
-    fast.load_state_dict(ref.state_dict())
-    xs = torch.randn(6, 5, 24)
-    masks = torch.bernoulli(torch.full((6, 5, 32), 0.5)) * 2
-    state = ref.zero_state(5, xs)
-    hs = []
-    for t in range(6):
-        h, state = ref.reference_step(xs[t], state, masks[t])
-        hs.append(h)
-    hs_ref = torch.stack(hs)
-    hs_fast, (c_fast, _) = fast.fast_sequence(xs, None, masks)
-    assert_close(hs_fast, hs_ref, 1e-5, "h")
-    assert_close(c_fast, state[0], 1e-5, "c")
-    (hs_ref.square().sum() + state[0].sum()).backward()
-    (hs_fast.square().sum() + c_fast.sum()).backward()
-    for (n, p), q in zip(ref.named_parameters(), fast.parameters()):
-        assert_close(q.grad, p.grad, 1e-4, n)
 
 
 # ---------------------------------------------------------------------------------------- seq2seq

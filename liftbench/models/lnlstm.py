@@ -12,18 +12,16 @@ gates i, f, g, o, so reorder the column blocks of ``weight`` when porting TF che
 
 With ``layer_norm=False`` there are no layer norms at all and ``W`` gets a bias (4H,), as in TF.
 
-Two implementations of the same function:
+Implementations of the same function:
 
-* ``reference_step``: plain and obviously correct, one layer-norm call per gate.
-* ``fast_sequence`` / ``fast_step``: one grouped ``F.layer_norm`` over a (B, 4, H) view for the
-  four gates; for a whole known input sequence the input half ``x @ W_x`` is hoisted out of the
-  time loop into one big matmul (better GEMM shape on CPU, see ``cpu_performance_notes.md``), the
-  loop does only ``h @ W_h``, and that is skipped at t=0 when the initial state is zero.
-  ``tests/test_models.py`` checks outputs and gradients of both paths are equal.
-* ``inference_pointwise_``: the fast point-wise part without dropout, in place, for evaluation.
+* ``reference_step``: plain and obviously correct, one layer-norm call per gate (the seq2seq
+  ``implementation="plain"`` path, the numerical reference of every fast path).
+* ``_pointwise``: everything after the gate matmul with ONE grouped ``F.layer_norm`` over a (B, 4, H)
+  view for the four gates (the reference for ``inference_pointwise_``; tested against a numpy step).
+* ``inference_pointwise_``: the same point-wise part without dropout, in place, for evaluation.
 
-Training of the seq2seq model uses neither step method: ``seq2seq_fused`` runs the same point-wise
-maths for K stacked cells inside one autograd function.
+Training of the seq2seq model uses neither: ``seq2seq_fused`` runs the same point-wise maths for K
+stacked cells inside one autograd function.
 """
 
 from __future__ import annotations
@@ -181,33 +179,3 @@ class LNLSTMCell(nn.Module):
             c = F.layer_norm(c, (H,), self.state_ln_weight, self.state_ln_bias, self.eps)
         h = torch.tanh(c).mul_(o)
         return h, c
-
-    def fast_step(self, x: torch.Tensor, state: State | None, g_mask: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, State]:
-        """One step when the input is only known now (decoder feedback). ``state=None`` means zeros."""
-        if state is None:
-            gates = x @ self.weight[: self.input_size]  # (B, in) @ (in, 4H) -> (B, 4H); h = 0 adds nothing
-            return self._pointwise(gates, None, g_mask, self._gate_shift())
-        c_prev, h_prev = state
-        gates = torch.cat([x, h_prev], dim=1) @ self.weight  # (B, in+H) @ (in+H, 4H) -> (B, 4H), one GEMM
-        return self._pointwise(gates, c_prev, g_mask, self._gate_shift())
-
-    def fast_sequence(self, xs: torch.Tensor, state: State | None = None, g_masks: torch.Tensor | None = None,
-                      keep_outputs: bool = True) -> tuple[torch.Tensor | None, State]:
-        """Run over a whole time-major input xs (T, B, in) -> (hs (T, B, H) or None, final (c, h)).
-
-        ``state=None`` means the zero state; ``g_masks`` (T, B, H) are the recurrent-dropout masks."""
-        T, B, _ = xs.shape
-        w_x, w_h = self.weight[: self.input_size], self.weight[self.input_size :]  # (in, 4H), (H, 4H) views
-        # Hoisted input half of the gates for ALL steps: one (T*B, in) @ (in, 4H) GEMM.
-        gx = (xs.reshape(T * B, self.input_size) @ w_x).view(T, B, 4 * self.hidden_size)  # (T, B, 4H)
-        shift = self._gate_shift()  # (4, H), computed once per sequence
-        c, h = (None, None) if state is None else state
-        outputs = []
-        for t in range(T):
-            gates = gx[t] if h is None else torch.addmm(gx[t], h, w_h)  # (B, 4H) + (B, H) @ (H, 4H)
-            h, (c, h) = self._pointwise(gates, c, None if g_masks is None else g_masks[t], shift)
-            if keep_outputs:
-                outputs.append(h)
-        hs = torch.stack(outputs) if keep_outputs else None  # T x (B, H) -> (T, B, H)
-        return hs, (c, h)
