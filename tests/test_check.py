@@ -1,6 +1,5 @@
 """`liftbench check`: verdicts, exit codes and tolerance parsing."""
 
-import pandas as pd
 import pytest
 
 from liftbench.check import Tolerance, compare, exit_code, load_tolerances, parse_tolerance

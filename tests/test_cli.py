@@ -124,6 +124,8 @@ def _one_clean_line(code: int, err: str, *needles: str) -> None:
     (["data", "info", "nosuch"], ["Unknown dataset 'nosuch'"]),
     (["noise", "--sigma", "20..5"], ["--sigma"]),
     (["run", "nosuch-suite"], ["nosuch-suite"]),
+    (["run", "ablation", "--pack", "0"], ["--pack must be >= 1"]),
+    (["run", "ablation", "--seeds", "0"], ["--seeds must be >= 1"]),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needles):
     code, _, err = run_cli(*args)

@@ -1,6 +1,5 @@
 """Suite expansion, range parsing, summary statistics and an end-to-end tiny suite."""
 
-import json
 import math
 
 import numpy as np

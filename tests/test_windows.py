@@ -47,7 +47,6 @@ def test_noise_reproducible_and_order_independent(tiny_dataset):
     for x, y, z, s in zip(a, b, c, seqs):
         assert np.array_equal(x.keypoints_2d, y.keypoints_2d)
         assert not np.array_equal(x.keypoints_2d, z.keypoints_2d)
-        d = (x.keypoints_2d - s.keypoints_2d).ravel()
         assert np.array_equal(x.joints_3d, s.joints_3d)
     noise = np.concatenate([(x.keypoints_2d - s.keypoints_2d).ravel() for x, s in zip(a, seqs)])
     assert abs(noise.std() - 5.0) < 0.3 and abs(noise.mean()) < 0.3

@@ -60,10 +60,12 @@ def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, devic
         progress.update(overall, completed=c.done + c.failed,
                         info=f"done {c.done} · running {c.running} · failed {c.failed} · pending {c.pending}")
 
-    in_process = executor == "local" and workers == 1
-    if pack > 1 and not in_process:
-        from liftbench.errors import ConfigError
+    from liftbench.errors import ConfigError
 
+    in_process = executor == "local" and workers == 1
+    if pack < 1:
+        raise ConfigError(f"--pack must be >= 1 (1 = no packing), got {pack}.")
+    if pack > 1 and not in_process:
         raise ConfigError("--pack trains in this process; drop --executor ray / --workers, or drop --pack.")
     exec_obj = _make_executor(executor, workers=workers, devices=devices, ray_address=ray_address,
                               gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
