@@ -314,7 +314,7 @@ class MLPStack(ModuleStack):
                 if p == 0.0:
                     m[k].fill_(1.0)
                 else:
-                    m[k].bernoulli_(1.0 - p, generator=generators[k]).div_(1.0 - p)
+                    m[k].bernoulli_(1.0 - p, generator=generators[k]).div_(1.0 - p)  # as nn.Dropout: equal to the module path
         return masks
 
     def forward(self, x: Tensor, generators: list[torch.Generator]) -> Tensor:

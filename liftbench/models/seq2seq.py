@@ -44,6 +44,7 @@ from liftbench.errors import ConfigError
 from liftbench.models.base import LIFTERS, Lifter, NormStats
 from liftbench.models.lnlstm import LNLSTMCell, State
 from liftbench.models.seq2seq_fused import module_params, seq2seq_forward
+from liftbench.models.stack import keep_mask_
 
 # Dropout sites, one fresh (B, H) mask per site and step: rows of the (5, T, B, H) mask tensor.
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
@@ -129,7 +130,7 @@ class Seq2SeqLifter(Lifter):
             return None
         keep = 1.0 - p
         masks = torch.empty(5, T, B, self.config.hidden_size, device=like.device, dtype=like.dtype)
-        return masks.bernoulli_(keep, generator=self.dropout_generator).div_(keep)
+        return keep_mask_(masks, keep, self.dropout_generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
         B, T, _ = x.shape

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liftbench.models.autocast import autocast_backward, autocast_forward
+from liftbench.models.matmul import matmul
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
@@ -130,14 +131,14 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
     w_e, w_d = P["encoder_cell.weight"], P["decoder_cell.weight"]  # (K, 2H, 4H) each
     # Encoder: time-reversed input, projection and input half of the gates hoisted over all T steps.
     xr = x.flip(2).transpose(1, 2).reshape(K, T * B, D)  # (K, B, T, 32) -> reversed, time-major (K, T*B, 32)
-    u_e = torch.baddbmm(P["encoder_in.bias"].unsqueeze(1), xr, _t(P["encoder_in.weight"]))  # (K, T*B, H)
+    u_e = matmul(xr, _t(P["encoder_in.weight"]), P["encoder_in.bias"].unsqueeze(1))  # (K, T*B, H)
     if masks is not None:
         u_e = u_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
-    gx = torch.bmm(u_e, w_e[:, :H]).view(K, T, B, 4 * H)  # (K, T*B, H) @ (K, H, 4H) -> (K, T, B, 4H)
+    gx = matmul(u_e, w_e[:, :H]).view(K, T, B, 4 * H)  # (K, T*B, H) @ (K, H, 4H) -> (K, T, B, 4H)
     enc_gates, enc_c, enc_h = [], [], []
     c = h = None
     for t in range(T):
-        gates = gx[:, t] if h is None else torch.baddbmm(gx[:, t], h, w_e[:, H:])  # (K, B, 4H)
+        gates = gx[:, t] if h is None else matmul(h, w_e[:, H:], gx[:, t])  # (K, B, 4H)
         h, c, *_ = _cell(gates, c, _mask(masks, _ENC_G, t), enc, eps)
         enc_gates.append(gates)
         enc_c.append(c)
@@ -149,19 +150,19 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
     y_prev, dec_gates, dec_c, h_out, ys = [], [], [], [], []
     for k in range(T):
         y_prev.append(y)
-        u = torch.baddbmm(P["decoder_in.bias"].unsqueeze(1), y, _t(P["decoder_in.weight"]))  # (K, B, H)
+        u = matmul(y, _t(P["decoder_in.weight"]), P["decoder_in.bias"].unsqueeze(1))  # (K, B, H)
         if masks is not None:
             u = u * masks[:, _DEC_IN, k]
         cat[:, k, :, :H] = u
         cat[:, k, :, H:] = h
-        gates = torch.bmm(cat[:, k], w_d)  # (K, B, 2H) @ (K, 2H, 4H) -> (K, B, 4H), one GEMM
+        gates = matmul(cat[:, k], w_d)  # (K, B, 2H) @ (K, 2H, 4H) -> (K, B, 4H), one GEMM
         h, c_new, *_ = _cell(gates, c, _mask(masks, _DEC_G, k), dec, eps)
         dec_gates.append(gates)
         dec_c.append(c_new)
         c = c_new
         ho = h if masks is None else h * masks[:, _DEC_OUT, k]  # output dropout; the state keeps h
         h_out.append(ho)
-        y = torch.baddbmm(P["decoder_out.bias"].unsqueeze(1), ho, _t(P["decoder_out.weight"])) + r * y
+        y = matmul(ho, _t(P["decoder_out.weight"]), P["decoder_out.bias"].unsqueeze(1)) + r * y
         ys.append(y)
     out = torch.stack(ys, dim=2)  # T x (K, B, 48) -> (K, B, T, 48)
     saved = dict(xr=xr, u_e=u_e, enc_gates=enc_gates, enc_c=enc_c, enc_h=enc_h, cat=cat, dec_gates=dec_gates,
@@ -255,9 +256,9 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     for k in range(T - 1, -1, -1):
         dy = dY[:, k]  # (K, B, 48)
         if dy_next is not None:
-            dy = torch.baddbmm(dy + r * dy_next, du_next, w_in_d)  # (K, B, H) @ (K, H, 48)
+            dy = matmul(du_next, w_in_d, dy + r * dy_next)  # (K, B, H) @ (K, H, 48)
         d_y[k] = dy
-        dho = torch.bmm(dy, w_out)  # (K, B, 48) @ (K, 48, H) -> (K, B, H)
+        dho = matmul(dy, w_out)  # (K, B, 48) @ (K, 48, H) -> (K, B, H)
         m = _mask(masks, _DEC_OUT, k)
         dh_k = dho if m is None else dho * m
         if dh is not None:
@@ -266,7 +267,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
         d_g, dc, part = _cell_backward(S["dec_gates"][k], c_prev, _mask(masks, _DEC_G, k), dec, eps, dh_k, dc)
         parts_d.append(part)
         d_gd[k] = d_g
-        d_cat = torch.bmm(d_g, _t(w_d))  # (K, B, 4H) @ (K, 4H, 2H) -> (K, B, 2H) = [du, dh_prev]
+        d_cat = matmul(d_g, _t(w_d))  # (K, B, 4H) @ (K, 4H, 2H) -> (K, B, 2H) = [du, dh_prev]
         m = _mask(masks, _DEC_IN, k)
         d_u[k] = d_cat[..., :H] if m is None else d_cat[..., :H] * m  # (K, B, H) at u before dropout
         dh = d_cat[..., H:]  # (K, B, H) into the previous step (or the encoder's final h)
@@ -280,7 +281,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
         parts_e.append(part)
         d_ge[t] = d_g
         if t > 0:
-            dh = torch.bmm(d_g, _t(w_e[:, H:]))  # (K, B, 4H) @ (K, 4H, H) -> (K, B, H); h_{-1} = 0 needs none
+            dh = matmul(d_g, _t(w_e[:, H:]))  # (K, B, 4H) @ (K, 4H, H) -> (K, B, H); h_{-1} = 0 needs none
     parts_e.reverse()
     # ---- batched over all time steps: rows = T*B, time-major, the same order as in the forward.
     grads: dict[str, Tensor] = {}
@@ -293,21 +294,21 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     else:
         dw_e[:, H:].zero_()
     grads["encoder_cell.weight"] = dw_e
-    du_e = torch.bmm(dg_e, _t(w_e[:, :H]))  # input-half data gradient, all steps: (K, T*B, 4H) @ (K, 4H, H)
+    du_e = matmul(dg_e, _t(w_e[:, :H]))  # input-half data gradient, all steps: (K, T*B, 4H) @ (K, 4H, H)
     if masks is not None:
         du_e = du_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
-    grads["encoder_in.weight"] = torch.bmm(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
+    grads["encoder_in.weight"] = matmul(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
     grads["encoder_in.bias"] = _rowsum(du_e)  # (K, H)
     dg_d = torch.stack(d_gd, dim=1).view(K, T * B, 4 * H)  # (K, T*B, 4H)
     grads["decoder_cell.weight"] = _bmm_into(_t(S["cat"].view(K, T * B, 2 * H)), dg_d,
                                              _GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
     du_d = torch.stack(d_u, dim=1).view(K, T * B, H)  # (K, T*B, H)
     y_prev = torch.stack(S["y_prev"], dim=1).view(K, T * B, -1)  # (K, T*B, 48)
-    grads["decoder_in.weight"] = torch.bmm(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
+    grads["decoder_in.weight"] = matmul(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
     grads["decoder_in.bias"] = _rowsum(du_d)  # (K, H)
     dy_all = torch.stack(d_y, dim=1).view(K, T * B, -1)  # (K, T*B, 48)
     h_out = torch.stack(S["h_out"], dim=1).view(K, T * B, H)  # (K, T*B, H)
-    grads["decoder_out.weight"] = torch.bmm(_t(dy_all), h_out)  # (K, 48, T*B) @ (K, T*B, H) -> (K, 48, H)
+    grads["decoder_out.weight"] = matmul(_t(dy_all), h_out)  # (K, 48, T*B) @ (K, T*B, H) -> (K, 48, H)
     grads["decoder_out.bias"] = _rowsum(dy_all)  # (K, 48)
     grads.update(_cell_param_grads(enc, "encoder_cell", parts_e))
     grads.update(_cell_param_grads(dec, "decoder_cell", parts_d))
