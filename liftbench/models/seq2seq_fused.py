@@ -12,9 +12,14 @@ T steps (rows = B*T) runs at 110-125 (``cpu_performance_notes.md`` section 1). S
   are batch sums per step (cheap reductions, no full-size per-step tensors kept);
 * nothing for exact zeros: no ``dy`` for the START token (a constant), no gradient for the 2D input.
 
-The point-wise part of a step (gate layer norms, sigmoid/tanh, dropout, cell update) is recomputed
-in the backward under ``enable_grad`` and differentiated with ``torch.autograd.grad`` on that small
-local graph; it is the same function (``_cell``) the forward ran, so the recomputation is exact.
+The point-wise part of a step (gate layer norms, sigmoid/tanh, dropout, cell update) keeps its
+intermediates and has a hand-derived backward (``_cell_backward``; the layer norms through
+``aten::native_layer_norm_backward``, the kernel autograd itself uses); the tests compare every
+gradient with autograd through the plain cell in float64 to 1e-10.
+
+Matmuls go through ``matmul.matmul`` (oneDNN on float32 CPU, ``bmm`` elsewhere), except the big
+weight gradients: MKL's ``bmm`` reads their transposed activations in place (oneDNN would copy them)
+and writes the big ones into recycled buffers (``_GradBufferPool``).
 
 Everything carries a leading MODEL dimension K (K >= 1 models of the same shapes, e.g. seeds or
 ablation variants for packing): parameters are (K, ...) tensors keyed like
@@ -35,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liftbench.models.autocast import autocast_backward, autocast_forward
@@ -43,6 +47,7 @@ from liftbench.models.matmul import matmul
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
+_I, _J, _F, _O = range(4)  # gate rows, TF order i, j, f, o (j = candidate)
 _LN_NAMES = ("gate_ln_weight", "gate_ln_bias", "state_ln_weight", "state_ln_bias")
 
 
@@ -86,32 +91,88 @@ class _Cell:
             self.shift = (params[f"{prefix}.bias"].view(K, 4, H) + offset).unsqueeze(1)  # (K, 4H) -> (K, 1, 4, H)
 
 
-def _cell(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell, eps: float):
-    """Point-wise step after the matmul: gates (K, B, 4H) -> h, c, pre, n, nc.
+class _StepCache:
+    """What one point-wise step keeps for its hand-written backward (all (K, B, ...) float32)."""
 
-    ``pre`` (K, B, 4, H) are the gate values after the affine part; ``n`` / ``nc`` the normalised
-    gates / cell (None without layer norm), kept because the gains' gradients need them."""
+    __slots__ = ("z", "mean", "rstd", "n", "act", "g", "c_prev", "c_raw", "mean_c", "rstd_c", "nc", "tc", "g_mask")
+
+
+def _cell(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell, eps: float):
+    """Point-wise step after the matmul: gates (K, B, 4H) -> h (K, B, H), c (K, B, H), cache.
+
+    The arithmetic of ``LNLSTMCell.reference_step``, with the four gate layer norms as one
+    normalisation over a (K, B, 4, H) view, and the intermediates the backward needs kept."""
     K, B, _ = gates.shape
-    pre = gates.view(K, B, 4, p.H)  # (K, B, 4H) -> (K, B, 4, H): one row per gate
-    n = nc = None
+    S = _StepCache()
+    S.c_prev, S.g_mask = c_prev, g_mask
+    z = gates.view(K, B, 4, p.H)  # (K, B, 4H) -> (K, B, 4, H): one row per gate
+    if z.dtype in (torch.bfloat16, torch.float16):  # autocast matmul output: point-wise maths in float32
+        z = z.float()
+    S.z = z
     if p.layer_norm:
-        n = F.layer_norm(pre, (p.H,), None, None, eps)  # all four gates in one call, (K, B, 4, H)
-        pre = torch.addcmul(p.shift, n, p.gain)  # (K, 1, 4, H) + (K, B, 4, H) * (K, 1, 4, H)
+        S.n, S.mean, S.rstd = torch.native_layer_norm(z, (p.H,), None, None, eps)  # all four gates at once
+        pre = torch.addcmul(p.shift, S.n, p.gain)  # (K, 1, 4, H) + (K, B, 4, H) * (K, 1, 4, H)
     else:
-        pre = pre + p.shift  # bias (+1 on f): (K, B, 4, H) + (K, 1, 4, H)
-    # unbind (not slices): its backward is one stack, not a zero-filled full-size gradient per slice
-    i, j, f, o = pre.unbind(2)  # 4 x (K, B, H), TF order i, j, f, o
-    s_i, s_f, s_o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(j)
-    if g_mask is not None:
-        g = g * g_mask  # recurrent dropout on the candidate
+        pre = z + p.shift  # bias (+1 on f): (K, B, 4, H) + (K, 1, 4, H)
+    # One sigmoid over all four rows, then row j (the candidate) replaced by its tanh: act holds
+    # sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), TF order.
+    S.act = act = torch.sigmoid(pre)  # (K, B, 4, H)
+    torch.tanh(pre[:, :, _J], out=act[:, :, _J])
+    s_i, t_j, s_f, s_o = act.unbind(2)  # 4 x (K, B, H) views
+    S.g = g = t_j if g_mask is None else t_j * g_mask  # recurrent dropout on the candidate
     c = s_i * g
     if c_prev is not None:  # zero initial state: the forget term is exactly zero
         c = torch.addcmul(c, c_prev, s_f)
+    S.c_raw = c
     if p.layer_norm:
-        nc = F.layer_norm(c, (p.H,), None, None, eps)  # (K, B, H)
-        c = torch.addcmul(p.state_shift, nc, p.state_gain)  # (K, 1, H) + (K, B, H) * (K, 1, H)
-    h = torch.tanh(c) * s_o  # (K, B, H)
-    return h, c, pre, n, nc
+        S.nc, S.mean_c, S.rstd_c = torch.native_layer_norm(c, (p.H,), None, None, eps)  # (K, B, H)
+        c = torch.addcmul(p.state_shift, S.nc, p.state_gain)  # (K, 1, H) + (K, B, H) * (K, 1, H)
+    S.tc = torch.tanh(c)
+    return S.tc * s_o, c, S
+
+
+_INPUT_GRAD_ONLY = [True, False, False]  # native_layer_norm_backward: d input only (no affine in the op)
+
+
+def _cell_backward(S: _StepCache, p: _Cell, dh: Tensor, dc: Tensor | None):
+    """Gradients of one point-wise step, derived by hand (``tests/test_fastpath.py`` checks them
+    against autograd through the plain cell). dh: d h, dc: d c from the next step (None at the end).
+
+    Returns d gates (K, B, 4H), d c_prev (or None), and this step's batch sums of the layer-norm
+    gain/shift gradients (or of the bias gradient without layer norm). The sums are reduced over the
+    batch here (small (K, 4, H) / (K, H) results) and over steps by the caller, in a fixed order that
+    is the same for any K."""
+    H = p.H
+    act = S.act
+    s_i, t_j, s_f, s_o = act.unbind(2)  # (K, B, H) each
+    d_c = dh * s_o * (1.0 - S.tc * S.tc)  # through h = tanh(c) * s_o
+    if dc is not None:
+        d_c = d_c + dc
+    parts_state = ()
+    d_raw = d_c
+    if p.layer_norm:  # c = LN(c_raw) * gain + shift
+        parts_state = ((d_c * S.nc).sum(1), d_c.sum(1))
+        d_raw = torch.ops.aten.native_layer_norm_backward(d_c * p.state_gain, S.c_raw, (H,), S.mean_c, S.rstd_c,
+                                                           None, None, _INPUT_GRAD_ONLY)[0]
+    d_act = torch.empty_like(act)  # (K, B, 4, H): d of sigmoid(i), tanh(j), sigmoid(f), sigmoid(o)
+    torch.mul(d_raw, S.g, out=d_act[:, :, _I])
+    torch.mul(d_raw, s_i if S.g_mask is None else s_i * S.g_mask, out=d_act[:, :, _J])
+    if S.c_prev is not None:
+        torch.mul(d_raw, S.c_prev, out=d_act[:, :, _F])
+    else:
+        d_act[:, :, _F].zero_()
+    torch.mul(dh, S.tc, out=d_act[:, :, _O])
+    slope = act * (1.0 - act)  # sigmoid' = s (1 - s) on rows i, f, o
+    torch.addcmul(torch.ones_like(t_j), t_j, t_j, value=-1.0, out=slope[:, :, _J])  # tanh' = 1 - t^2
+    d_pre = d_act.mul_(slope)  # (K, B, 4, H)
+    d_cprev = None if S.c_prev is None else d_raw * s_f
+    K, B = d_pre.shape[:2]
+    if not p.layer_norm:  # pre = gates + bias: the bias gradient is the batch sum at pre
+        return d_pre.view(K, B, 4 * H), d_cprev, (d_pre.sum(1),)  # (K, 4, H)
+    d_z = torch.ops.aten.native_layer_norm_backward(d_pre * p.gain, S.z, (H,), S.mean, S.rstd, None, None,
+                                                    _INPUT_GRAD_ONLY)[0]
+    parts = ((d_pre * S.n).sum(1), d_pre.sum(1), *parts_state)
+    return d_z.view(K, B, 4 * H), d_cprev, parts
 
 
 def _mask(masks: Tensor | None, site: int, t: int) -> Tensor | None:
@@ -135,19 +196,18 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
     if masks is not None:
         u_e = u_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
     gx = matmul(u_e, w_e[:, :H]).view(K, T, B, 4 * H)  # (K, T*B, H) @ (K, H, 4H) -> (K, T, B, 4H)
-    enc_gates, enc_c, enc_h = [], [], []
+    enc_steps, enc_h = [], []
     c = h = None
     for t in range(T):
         gates = gx[:, t] if h is None else matmul(h, w_e[:, H:], gx[:, t])  # (K, B, 4H)
-        h, c, *_ = _cell(gates, c, _mask(masks, _ENC_G, t), enc, eps)
-        enc_gates.append(gates)
-        enc_c.append(c)
+        h, c, step = _cell(gates, c, _mask(masks, _ENC_G, t), enc, eps)
+        enc_steps.append(step)
         enc_h.append(h)
     # Decoder: START = ones, then its own previous output (no teacher forcing); residual per model.
     r = residual.to(x.dtype).view(K, 1, 1)  # (K,) -> (K, 1, 1), 1.0 = residual on, 0.0 = off
     y = x.new_ones(K, B, P["decoder_out.weight"].shape[1])  # (K, B, 48)
     cat = x.new_empty(K, T, B, 2 * H)  # [u_k, h_{k-1}] of every step, the rows of the dW_d matmul
-    y_prev, dec_gates, dec_c, h_out, ys = [], [], [], [], []
+    y_prev, dec_steps, h_out, ys = [], [], [], []
     for k in range(T):
         y_prev.append(y)
         u = matmul(y, _t(P["decoder_in.weight"]), P["decoder_in.bias"].unsqueeze(1))  # (K, B, H)
@@ -156,44 +216,15 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
         cat[:, k, :, :H] = u
         cat[:, k, :, H:] = h
         gates = matmul(cat[:, k], w_d)  # (K, B, 2H) @ (K, 2H, 4H) -> (K, B, 4H), one GEMM
-        h, c_new, *_ = _cell(gates, c, _mask(masks, _DEC_G, k), dec, eps)
-        dec_gates.append(gates)
-        dec_c.append(c_new)
-        c = c_new
+        h, c, step = _cell(gates, c, _mask(masks, _DEC_G, k), dec, eps)
+        dec_steps.append(step)
         ho = h if masks is None else h * masks[:, _DEC_OUT, k]  # output dropout; the state keeps h
         h_out.append(ho)
         y = matmul(ho, _t(P["decoder_out.weight"]), P["decoder_out.bias"].unsqueeze(1)) + r * y
         ys.append(y)
     out = torch.stack(ys, dim=2)  # T x (K, B, 48) -> (K, B, T, 48)
-    saved = dict(xr=xr, u_e=u_e, enc_gates=enc_gates, enc_c=enc_c, enc_h=enc_h, cat=cat, dec_gates=dec_gates,
-                 dec_c=dec_c, h_out=h_out, y_prev=y_prev, enc=enc, dec=dec, r=r)
+    saved = dict(xr=xr, u_e=u_e, enc_steps=enc_steps, enc_h=enc_h, cat=cat, dec_steps=dec_steps, h_out=h_out, y_prev=y_prev, enc=enc, dec=dec, r=r)
     return out, saved
-
-
-def _cell_backward(gates: Tensor, c_prev: Tensor | None, g_mask: Tensor | None, p: _Cell, eps: float,
-                   dh: Tensor, dc: Tensor | None):
-    """Gradients of one point-wise step, from a local recomputed graph.
-
-    Returns d gates (K, B, 4H), d c_prev (or None), and this step's batch sums of the layer-norm
-    gain/shift gradients (or of the bias gradient without layer norm)."""
-    with torch.enable_grad():
-        g_in = gates.detach().requires_grad_()
-        c_in = None if c_prev is None else c_prev.detach().requires_grad_()
-        h, c, pre, n, nc = _cell(g_in, c_in, g_mask, p, eps)
-        outputs, grads_out = [h], [dh]
-        if dc is not None:
-            outputs.append(c)
-            grads_out.append(dc)
-        inputs = [g_in, pre] + ([c_in] if c_in is not None else []) + ([c] if p.layer_norm else [])
-        grads = torch.autograd.grad(outputs, inputs, grads_out)
-    d_gates, d_pre = grads[0], grads[1]
-    d_cprev = grads[2] if c_in is not None else None
-    if not p.layer_norm:  # pre = gates + bias: the bias gradient is the batch sum at pre
-        return d_gates, d_cprev, (d_pre.sum(1),)  # (K, 4, H)
-    d_c = grads[-1]  # (K, B, H) at the final (affine) c
-    # Reduced over the batch here (small (K, 4, H) / (K, H) results), summed over steps by the caller:
-    # no full-size per-step tensors to keep; the order is fixed, the same for any K.
-    return d_gates, d_cprev, ((d_pre * n).sum(1), d_pre.sum(1), (d_c * nc).sum(1), d_c.sum(1))
 
 
 class _GradBufferPool:
@@ -263,8 +294,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
         dh_k = dho if m is None else dho * m
         if dh is not None:
             dh_k = dh_k + dh
-        c_prev = S["dec_c"][k - 1] if k > 0 else S["enc_c"][-1]
-        d_g, dc, part = _cell_backward(S["dec_gates"][k], c_prev, _mask(masks, _DEC_G, k), dec, eps, dh_k, dc)
+        d_g, dc, part = _cell_backward(S["dec_steps"][k], dec, dh_k, dc)
         parts_d.append(part)
         d_gd[k] = d_g
         d_cat = matmul(d_g, _t(w_d))  # (K, B, 4H) @ (K, 4H, 2H) -> (K, B, 2H) = [du, dh_prev]
@@ -276,8 +306,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     # Encoder, last step first (its h outputs are unused: dh comes only through the recurrence).
     d_ge, parts_e = [None] * T, []
     for t in range(T - 1, -1, -1):
-        c_prev = S["enc_c"][t - 1] if t > 0 else None
-        d_g, dc, part = _cell_backward(S["enc_gates"][t], c_prev, _mask(masks, _ENC_G, t), enc, eps, dh, dc)
+        d_g, dc, part = _cell_backward(S["enc_steps"][t], enc, dh, dc)
         parts_e.append(part)
         d_ge[t] = d_g
         if t > 0:
@@ -297,18 +326,18 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     du_e = matmul(dg_e, _t(w_e[:, :H]))  # input-half data gradient, all steps: (K, T*B, 4H) @ (K, 4H, H)
     if masks is not None:
         du_e = du_e * masks[:, _ENC_IN].reshape(K, T * B, H)  # (K, T, B, H) -> (K, T*B, H)
-    grads["encoder_in.weight"] = matmul(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
+    grads["encoder_in.weight"] = torch.bmm(_t(du_e), S["xr"])  # (K, H, T*B) @ (K, T*B, 32) -> (K, H, 32)
     grads["encoder_in.bias"] = _rowsum(du_e)  # (K, H)
     dg_d = torch.stack(d_gd, dim=1).view(K, T * B, 4 * H)  # (K, T*B, 4H)
     grads["decoder_cell.weight"] = _bmm_into(_t(S["cat"].view(K, T * B, 2 * H)), dg_d,
                                              _GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
     du_d = torch.stack(d_u, dim=1).view(K, T * B, H)  # (K, T*B, H)
     y_prev = torch.stack(S["y_prev"], dim=1).view(K, T * B, -1)  # (K, T*B, 48)
-    grads["decoder_in.weight"] = matmul(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
+    grads["decoder_in.weight"] = torch.bmm(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)
     grads["decoder_in.bias"] = _rowsum(du_d)  # (K, H)
     dy_all = torch.stack(d_y, dim=1).view(K, T * B, -1)  # (K, T*B, 48)
     h_out = torch.stack(S["h_out"], dim=1).view(K, T * B, H)  # (K, T*B, H)
-    grads["decoder_out.weight"] = matmul(_t(dy_all), h_out)  # (K, 48, T*B) @ (K, T*B, H) -> (K, 48, H)
+    grads["decoder_out.weight"] = torch.bmm(_t(dy_all), h_out)  # (K, 48, T*B) @ (K, T*B, H) -> (K, 48, H)
     grads["decoder_out.bias"] = _rowsum(dy_all)  # (K, 48)
     grads.update(_cell_param_grads(enc, "encoder_cell", parts_e))
     grads.update(_cell_param_grads(dec, "decoder_cell", parts_d))
