@@ -22,11 +22,11 @@ def _views(K, M, k, n, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "a_transposed", "b_transposed", "b_row_slice"])
 @pytest.mark.parametrize("K", [1, 3])
 def test_matmul_equals_float64_bmm(layout, K):
-    a, b = _views(K, 32, 96, 64, layout)
-    add = torch.randn(K, 1, 64)
+    a, b = _views(K, 32, 384, 512, layout)  # 6.3 M multiply-adds: over the oneDNN threshold
+    add = torch.randn(K, 1, 512)
     ref = torch.baddbmm(add.double(), a.double(), b.double())
     out = matmul(a, b, add)
-    assert out.shape == (K, 32, 64) and out.dtype == torch.float32
+    assert out.shape == (K, 32, 512) and out.dtype == torch.float32
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(matmul(a, b).double(), torch.bmm(a.double(), b.double()), rtol=1e-5, atol=1e-4)
 
@@ -36,6 +36,11 @@ def test_packed_models_are_bitwise_separate_calls():
     out = matmul(a, b)
     for k in range(3):
         assert torch.equal(out[k : k + 1], matmul(a[k : k + 1], b[k : k + 1]))
+
+
+def test_tiny_products_take_bmm_exactly():
+    a, b = torch.randn(1, 32, 48), torch.randn(1, 48, 1024)
+    assert torch.equal(matmul(a, b), torch.bmm(a, b))
 
 
 def test_float64_takes_bmm_exactly():
