@@ -363,10 +363,11 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
             "peak_train_mb": memory[f"{label}_train"], "peak_eval_mb": memory[f"{label}_eval"]}
     out["speedup_train"] = out["plain"]["train_step"]["median_ms"] / out["production"]["train_step"]["median_ms"]
     out["speedup_eval"] = out["production"]["eval_frames_per_s"] / out["plain"]["eval_frames_per_s"]
-    out["speedup_pack"] = None
+    out["speedup_pack"] = out["pack_used"] = None
     if pack_bench is not None:
         out["pack"] = pack_bench(model_name=model_name, device=device, batch=batch, seq_len=T, hidden=hidden, reps=reps)
-        out["speedup_pack"] = out["pack"].get("speedup_pack")
+        out["speedup_pack"] = out["pack"].get("speedup_pack")  # the stacked step as measured, used or not
+        out["pack_used"] = out["pack"].get("pack_used")  # whether --pack stacks this lifter on this device
     return out
 
 
@@ -388,5 +389,5 @@ def flat_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "eval_gflops_nominal": p["eval_gflops_nominal"], "eval_pct_of_matmul": p["eval_pct_of_matmul"],
                 "peak_train_mb": p["peak_train_mb"], "peak_eval_mb": p["peak_eval_mb"], "peak_rss_mb": r["peak_rss_mb"],
                 "matmul_gflops": r["matmul_gflops"], "other_cpu_pct": r["other_cpu_pct"],
-                "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"], "speedup_pack": r["speedup_pack"]})
+                "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"], "speedup_pack": r["speedup_pack"], "pack_used": r.get("pack_used")})
     return rows

@@ -66,13 +66,22 @@ def pack_signature(cfg: ExperimentConfig) -> str:
     return f"{cfg.model}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def group_specs(specs: list[RunSpec], pack: int) -> list[list[int]]:
-    """Indices of ``specs`` in pack groups of at most ``pack`` runs with one signature, in first-seen order."""
+def packs_on(cfg: ExperimentConfig, device_type: str) -> bool:
+    """Whether this run's lifter packs on ``device_type`` (``ModuleStack.pack_devices``: where it pays off)."""
+    cls = stack_class(_probe(cfg))
+    return cls is not FunctionalStack and device_type in cls.pack_devices
+
+
+def group_specs(specs: list[RunSpec], pack: int, device_type: str | None = None) -> list[list[int]]:
+    """Indices of ``specs`` in pack groups of at most ``pack`` runs with one signature, in first-seen order.
+
+    With ``device_type``, runs whose lifter does not pack there (``packs_on``) stay in groups of one."""
     if pack < 1:
         raise ConfigError(f"--pack must be >= 1, got {pack}.")
     by_sig: dict[str, list[int]] = {}
     for i, spec in enumerate(specs):
-        by_sig.setdefault(pack_signature(spec.config) if pack > 1 else str(i), []).append(i)
+        solo = pack == 1 or (device_type is not None and not packs_on(spec.config, device_type))
+        by_sig.setdefault(str(i) if solo else pack_signature(spec.config), []).append(i)
     groups = []
     for members in by_sig.values():
         groups.extend(members[j : j + pack] for j in range(0, len(members), pack))
@@ -181,7 +190,7 @@ def bench_pack(model_name: str, device: torch.device | str = "cpu", K: int = 4, 
     seq, pk = t["sequential"].summary(), t["packed"].summary()
     return {"model": model_name, "device": str(device), "K": K, "hidden": hidden, "batch": batch, "seq_len": T,
             "sequential": seq, "packed": pk, "speedup_pack": seq["median_ms"] / pk["median_ms"],
-            "other_cpu_pct": load.other_pct,
+            "other_cpu_pct": load.other_pct, "pack_used": device.type in packed.pack_devices,
             "per_model_ms": {"sequential": seq["median_ms"] / K, "packed": pk["median_ms"] / K}}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from liftbench.errors import ConfigError, LiftbenchError, one_line
-from liftbench.pipeline import RUN_META, evaluate_run, train_run
+from liftbench.pipeline import RUN_META, evaluate_run, resolve_device, train_run
 from liftbench.results import (KEY_COLUMNS, PROTOCOL_VERSION, read_rows, rows_frame, write_json_atomic,
                                write_rows)
 from liftbench.suites import RunSpec
@@ -207,7 +207,7 @@ def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: s
         raise ConfigError("--pack trains in this process; it cannot be combined with --executor ray or --workers.")
     start = on_trial_start or getattr(executor, "on_trial_start", None)
     trained: set[int] = set()
-    for group in group_specs(specs, pack):
+    for group in group_specs(specs, pack, resolve_device(device).type):
         if len(group) > 1:
             todo = [i for i in group if not _trained(specs[i], out)]
             progress = start(group[0], specs[group[0]]) if start else None

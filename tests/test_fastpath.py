@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
-from liftbench.models import NormStats, create_lifter
+from liftbench.models import NormStats, buffers, create_lifter
 from liftbench.models.seq2seq_fused import module_params, param_names, seq2seq_forward, stack_params
 
 
@@ -141,7 +141,7 @@ def test_recycled_gradient_buffers_never_alias_a_live_gradient(monkeypatch):
     .grad (or any reference to an old one) still uses them; accumulation stays correct."""
     import liftbench.models.seq2seq_fused as sf
 
-    monkeypatch.setattr(sf, "_GRAD_BUFFERS", sf._GradBufferPool(min_bytes=0))  # pool even tiny kernels
+    monkeypatch.setattr(buffers, "GRAD_BUFFERS", buffers.GradBufferPool(min_bytes=0))  # pool even tiny kernels
     torch.manual_seed(0)
     m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.0).double()
     perturb_(m, 0.2)
@@ -164,7 +164,7 @@ def test_recycled_gradient_buffers_never_alias_a_live_gradient(monkeypatch):
     del kept, accumulated, again
     m.zero_grad(set_to_none=True)
     grads()
-    pooled = {b.data_ptr() for bufs in sf._GRAD_BUFFERS.pool.values() for b in bufs}
+    pooled = {b.data_ptr() for bufs in buffers.GRAD_BUFFERS.pool.values() for b in bufs}
     for cell in (m.encoder_cell, m.decoder_cell):  # recycled once nothing else used them
         assert cell.weight.grad.data_ptr() in pooled
 

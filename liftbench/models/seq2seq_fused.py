@@ -19,7 +19,7 @@ gradient with autograd through the plain cell in float64 to 1e-10.
 
 Matmuls go through ``matmul.matmul`` (oneDNN on float32 CPU, ``bmm`` elsewhere), except the big
 weight gradients: MKL's ``bmm`` reads their transposed activations in place (oneDNN would copy them)
-and writes the big ones into recycled buffers (``_GradBufferPool``).
+and writes the big ones into recycled buffers (``buffers.GradBufferPool``).
 
 Everything carries a leading MODEL dimension K (K >= 1 models of the same shapes, e.g. seeds or
 ablation variants for packing): parameters are (K, ...) tensors keyed like
@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from liftbench.models.autocast import autocast_backward, autocast_forward
+from liftbench.models import buffers
 from liftbench.models.matmul import matmul
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
@@ -227,36 +228,6 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
     return out, saved
 
 
-class _GradBufferPool:
-    """Recycles the large (K, 2H, 4H) weight-gradient buffers between training steps.
-
-    Why: a fresh 32 MB tensor is a fresh mmap, and page-faulting it in costs as much as the batched
-    weight-gradient matmul that fills it (project VM: 2048x160x4096 at ~60 GFLOP/s into a new tensor,
-    ~105 into a recycled one, measured alone). A buffer is handed out again only when no tensor other
-    than the pool's own shares its storage (i.e. after ``zero_grad(set_to_none=True)`` freed the
-    ``.grad`` made from it); otherwise a new one is made, so accumulating gradients, or holding on to
-    an old ``.grad``, stays correct. Each hand-out is a new tensor object on the pooled storage, which
-    autograd adopts as ``.grad`` without a copy. CPU only, buffers >= ``min_bytes``."""
-
-    def __init__(self, per_key: int = 4, min_bytes: int = 8 << 20):
-        self.per_key, self.min_bytes = per_key, min_bytes
-        self.pool: dict[tuple, list[Tensor]] = {}
-        self._use_count = getattr(torch._C, "_storage_Use_Count", None)  # private API; absent: no recycling
-
-    def empty_like(self, like: Tensor) -> Tensor:
-        if self._use_count is None or like.device.type != "cpu" or like.numel() * like.element_size() < self.min_bytes:
-            return torch.empty_like(like, memory_format=torch.contiguous_format)
-        bufs = self.pool.setdefault((tuple(like.shape), like.dtype), [])
-        for buf in bufs:
-            if self._use_count(buf.untyped_storage()._cdata) <= 2:  # refs: buf itself + this temporary storage
-                return buf.view_as(buf)
-        buf = torch.empty_like(like, memory_format=torch.contiguous_format)
-        if len(bufs) < self.per_key:
-            bufs.append(buf)
-        return buf.view_as(buf)
-
-
-_GRAD_BUFFERS = _GradBufferPool()
 
 
 def _rowsum(v: Tensor) -> Tensor:
@@ -315,7 +286,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     # ---- batched over all time steps: rows = T*B, time-major, the same order as in the forward.
     grads: dict[str, Tensor] = {}
     dg_e = torch.stack(d_ge, dim=1).view(K, T * B, 4 * H)  # T x (K, B, 4H) -> (K, T*B, 4H)
-    dw_e = _GRAD_BUFFERS.empty_like(w_e)  # (K, 2H, 4H)
+    dw_e = buffers.GRAD_BUFFERS.empty_like(w_e)  # (K, 2H, 4H)
     _bmm_into(_t(S["u_e"]), dg_e, dw_e[:, :H])  # (K, H, T*B) @ (K, T*B, 4H) -> (K, H, 4H)
     if T > 1:  # h_prev rows for t >= 1 only (h_{-1} = 0)
         h_prev = torch.stack(S["enc_h"][:-1], dim=1).view(K, (T - 1) * B, H)  # (K, (T-1)*B, H)
@@ -330,7 +301,7 @@ def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d
     grads["encoder_in.bias"] = _rowsum(du_e)  # (K, H)
     dg_d = torch.stack(d_gd, dim=1).view(K, T * B, 4 * H)  # (K, T*B, 4H)
     grads["decoder_cell.weight"] = _bmm_into(_t(S["cat"].view(K, T * B, 2 * H)), dg_d,
-                                             _GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
+                                             buffers.GRAD_BUFFERS.empty_like(w_d))  # (K, 2H, 4H)
     du_d = torch.stack(d_u, dim=1).view(K, T * B, H)  # (K, T*B, H)
     y_prev = torch.stack(S["y_prev"], dim=1).view(K, T * B, -1)  # (K, T*B, 48)
     grads["decoder_in.weight"] = torch.bmm(_t(du_d), y_prev)  # (K, H, T*B) @ (K, T*B, 48) -> (K, H, 48)

@@ -75,6 +75,9 @@ class ModuleStack:
     where Adam then leaves the zero weights untouched)."""
 
     packable: ClassVar[tuple[str, ...]] = ()  # Config fields that may differ between members
+    # Device types on which a packed step measured at least as fast as K sequential ones (``liftbench
+    # bench``); elsewhere ``--pack`` trains this lifter's runs one at a time (the same numbers either way).
+    pack_devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
 
     def __init__(self, models: list[Lifter], device: torch.device):
         if not models:
