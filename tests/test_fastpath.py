@@ -139,7 +139,6 @@ def test_all_ones_masks_equal_no_dropout_bitwise():
 def test_recycled_gradient_buffers_never_alias_a_live_gradient(monkeypatch):
     """The pooled weight-gradient buffers: reused after zero_grad(set_to_none=True), never while a
     .grad (or any reference to an old one) still uses them; accumulation stays correct."""
-    import liftbench.models.seq2seq_fused as sf
 
     monkeypatch.setattr(buffers, "GRAD_BUFFERS", buffers.GradBufferPool(min_bytes=0))  # pool even tiny kernels
     torch.manual_seed(0)
