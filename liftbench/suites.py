@@ -19,6 +19,7 @@ are skipped and interrupted ones resume from their checkpoint.
 from __future__ import annotations
 
 import itertools
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,19 @@ from liftbench.config import ExperimentConfig, resolve_config
 from liftbench.errors import ConfigError, UnknownNameError, unknown_name_message
 from liftbench.models import LIFTERS
 
-SUITE_DIR = Path(__file__).resolve().parent.parent / "configs" / "suites"
+
+
+def shipped_suite_dir(package_root: Path | None = None, prefix: str | None = None) -> Path:
+    """Where the shipped suites are: ``configs/suites`` beside the package (a source checkout or an
+    editable install), else the copy a wheel installs under ``<prefix>/share/liftbench/configs/suites``
+    (``[tool.setuptools.data-files]`` in pyproject.toml)."""
+    beside = Path(package_root or Path(__file__).resolve().parent.parent) / "configs" / "suites"
+    if beside.is_dir():
+        return beside
+    return Path(prefix or sys.prefix) / "share" / "liftbench" / "configs" / "suites"
+
+
+SUITE_DIR = shipped_suite_dir()
 _SUITE_KEYS = {"name", "version", "description", "baseline", "test_noise", "variants", "axis", "presets",
                "default_preset", "metrics", "plots"}
 _VARIANT_KEYS = {"name", "model", "params", "train", "data"}

@@ -115,3 +115,35 @@ def test_failed_trial_gives_error_rows_and_others_finish(tmp_path):
     err = rows[rows["status"] == "error"]
     assert len(err) == 1 and err.iloc[0]["variant"] == "full"
     assert (rows[rows["status"] == "ok"]["variant"] == "mlp").all()
+
+
+def test_shipped_suites_found_beside_the_package_or_under_the_install_prefix(tmp_path):
+    from liftbench.suites import SUITE_DIR, shipped_suite_dir
+
+    assert (SUITE_DIR / "ablation.toml").is_file()  # this checkout (editable install)
+    # A wheel install: no configs/ beside the package, the data-files copy under <prefix>/share.
+    share = tmp_path / "prefix" / "share" / "liftbench" / "configs" / "suites"
+    share.mkdir(parents=True)
+    (share / "ablation.toml").write_text((SUITE_DIR / "ablation.toml").read_text())
+    found = shipped_suite_dir(package_root=tmp_path / "site-packages", prefix=str(tmp_path / "prefix"))
+    assert found == share and load_suite("ablation", suite_dir=found).name == "ablation"
+
+
+def test_pyproject_ships_every_config_as_data_files():
+    """pyproject's data-files globs cover every configs/ TOML (a non-editable wheel then carries them to
+    <prefix>/share/liftbench, where ``shipped_suite_dir`` looks)."""
+    import glob
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {}
+    for target, patterns in data_files.items():
+        for pattern in patterns:
+            for f in glob.glob(str(root / pattern)):
+                shipped[Path(f).relative_to(root).as_posix()] = target
+    configs = sorted(p.relative_to(root).as_posix() for p in (root / "configs").rglob("*.toml"))
+    assert len(configs) >= 7 and sorted(shipped) == configs
+    for rel, target in shipped.items():
+        assert f"share/liftbench/{rel}" == f"{target}/{Path(rel).name}", rel  # same relative layout
