@@ -23,8 +23,8 @@ and writes the big ones into recycled buffers (``buffers.GradBufferPool``).
 
 Everything carries a leading MODEL dimension K (K >= 1 models of the same shapes, e.g. seeds or
 ablation variants for packing): parameters are (K, ...) tensors keyed like
-``Seq2SeqLifter.named_parameters()`` (so ``torch.func.stack_module_state`` output fits), and all
-matmuls are ``bmm``/``baddbmm``. Nothing reduces across models and every reduction runs over the
+``Seq2SeqLifter.named_parameters()`` (so ``torch.func.stack_module_state`` output fits), and every
+matmul is per model (``bmm``, or one oneDNN call per model). Nothing reduces across models and every reduction runs over the
 same dimensions in the same order for any K, so K stacked models give BITWISE the results of K
 separate K=1 calls (``tests/test_fastpath.py``; element-wise kernels treat the tail of a buffer
 that is not a multiple of the SIMD width with scalar code, so this holds when B*H is a multiple
