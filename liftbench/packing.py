@@ -67,9 +67,9 @@ def pack_signature(cfg: ExperimentConfig) -> str:
 
 
 def packs_on(cfg: ExperimentConfig, device_type: str) -> bool:
-    """Whether this run's lifter packs on ``device_type`` (``ModuleStack.pack_devices``: where it pays off)."""
+    """Whether this run's lifter packs on ``device_type`` (``ModuleStack.packs_on``: where it pays off)."""
     cls = stack_class(_probe(cfg))
-    return cls is not FunctionalStack and device_type in cls.pack_devices
+    return cls is not FunctionalStack and cls.packs_on(dict(cfg.model_params), device_type)
 
 
 def group_specs(specs: list[RunSpec], pack: int, device_type: str | None = None) -> list[list[int]]:
@@ -190,7 +190,7 @@ def bench_pack(model_name: str, device: torch.device | str = "cpu", K: int = 4, 
     seq, pk = t["sequential"].summary(), t["packed"].summary()
     return {"model": model_name, "device": str(device), "K": K, "hidden": hidden, "batch": batch, "seq_len": T,
             "sequential": seq, "packed": pk, "speedup_pack": seq["median_ms"] / pk["median_ms"],
-            "other_cpu_pct": load.other_pct, "pack_used": device.type in packed.pack_devices,
+            "other_cpu_pct": load.other_pct, "pack_used": type(packed).packs_on(params, device.type),
             "per_model_ms": {"sequential": seq["median_ms"] / K, "packed": pk["median_ms"] / K}}
 
 

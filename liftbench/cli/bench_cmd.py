@@ -70,7 +70,7 @@ def bench(
                           f"{p['peak_train_mb']:.0f}/{p['peak_eval_mb']:.0f}")
         pack = "not measured" if r["speedup_pack"] is None else f"x{r['speedup_pack']:.2f}"
         if r.get("pack_used") is False:  # measured, but --pack trains this lifter one run at a time here
-            pack += f" (--pack: one by one on {dev.type})"
+            pack += f" (unused on {dev.type})"
         table.add_row("", "speed-up", f"x{r['speedup_train']:.2f}", "", "", f"x{r['speedup_eval']:.2f}", "", "",
                       f"pack {pack}")
     console.print(table)

@@ -21,7 +21,7 @@ DevicesOpt = Annotated[str | None, typer.Option("--devices", help="local workers
 RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster: auto or ray://host:port (default: start a local Ray).", rich_help_panel="Scale-out")]
 GpusPerTrialOpt = Annotated[float, typer.Option("--gpus-per-trial", help="Ray: GPU share per trial (0.25 packs four per GPU).", rich_help_panel="Scale-out")]
 CpusPerTrialOpt = Annotated[float, typer.Option("--cpus-per-trial", help="Ray: CPUs per trial.", rich_help_panel="Scale-out")]
-PackOpt = Annotated[int, typer.Option("--pack", help="Train up to K runs of the same shapes (seeds, toggle variants) as one stacked computation; same numbers as one by one. Lifters that measured slower packed on this device (the MLP on CPU) train one by one. In-process only.", rich_help_panel="Scale-out")]
+PackOpt = Annotated[int, typer.Option("--pack", help="Train up to K runs of the same shapes (seeds, toggle variants) as one stacked computation; same numbers as one by one. Configurations that measured slower packed on this device (the MLP at width > 512 on CPU) train one by one. In-process only.", rich_help_panel="Scale-out")]
 
 
 def _execute(suite_name: str, *, preset, data, data_dir, keypoints, seeds, device, out, set_, test_noise=None,

@@ -285,10 +285,15 @@ class MLPStack(ModuleStack):
     """K Martinez MLPs of one shape (seeds, or dropout / residual / max_norm variants) in training mode."""
 
     packable = ("dropout", "residual", "max_norm")
-    # Not on CPU: 4 packed MLPs measured 0.82-0.96x of 4 sequential steps on the 2-core machine
-    # (width 1024, batch 64; K-times-larger fresh temporaries page-fault through glibc's allocator, and
-    # stacking adds no arithmetic intensity). Stacking is for filling a GPU.
-    pack_devices = ("cuda",)
+    @classmethod
+    def packs_on(cls, model_params: dict, device_type: str) -> bool:
+        """CUDA: always. CPU: up to width 512. K = 4 packed vs 4 sequential steps on the 2-core machine
+        (batch 64, ``bench_pack``): 2.01x at width 128, 1.80x at 256, 1.25x at 512, 1.08x at 768, and
+        0.82-1.11x at the paper's 1024 (K-times-larger fresh temporaries page-fault through glibc's
+        allocator, and stacking adds no arithmetic intensity), so the paper width trains one by one."""
+        if device_type == "cuda":
+            return True
+        return device_type == "cpu" and int(model_params.get("hidden_size", 1024)) <= 512
 
     def __init__(self, models: list[MLPLifter], device: torch.device):
         super().__init__(models, device)

@@ -75,9 +75,12 @@ class ModuleStack:
     where Adam then leaves the zero weights untouched)."""
 
     packable: ClassVar[tuple[str, ...]] = ()  # Config fields that may differ between members
-    # Device types on which a packed step measured at least as fast as K sequential ones (``liftbench
-    # bench``); elsewhere ``--pack`` trains this lifter's runs one at a time (the same numbers either way).
-    pack_devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    @classmethod
+    def packs_on(cls, model_params: dict, device_type: str) -> bool:
+        """Whether a packed step of this configuration measured at least as fast as K sequential ones
+        on ``device_type`` (``liftbench bench``); where not, ``--pack`` trains its runs one at a time
+        (the same numbers either way)."""
+        return device_type in ("cpu", "cuda")
 
     def __init__(self, models: list[Lifter], device: torch.device):
         if not models:
