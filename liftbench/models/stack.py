@@ -75,6 +75,7 @@ class ModuleStack:
     where Adam then leaves the zero weights untouched)."""
 
     packable: ClassVar[tuple[str, ...]] = ()  # Config fields that may differ between members
+
     @classmethod
     def packs_on(cls, model_params: dict, device_type: str) -> bool:
         """Whether a packed step of this configuration measured at least as fast as K sequential ones
