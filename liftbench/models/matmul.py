@@ -13,8 +13,9 @@ stacked models get bitwise the results of K separate K = 1 calls (``tests/test_p
 oneDNN and MKL results differ in summation order (~1e-7 relative), so a run is reproducible on a given
 machine and thread count, like any float32 training.
 
-Used only for float32 CPU tensors outside autocast and for products that are not tiny; anything else (CUDA, bf16 autocast, a torch built
-without oneDNN) takes ``bmm``/``baddbmm``, which is what those devices do best.
+Used only for float32 CPU tensors outside autocast and for products that are not tiny; anything else
+(CUDA, bf16 autocast, a torch built without oneDNN) takes ``bmm``/``baddbmm``, which is what those
+devices do best.
 """
 
 from __future__ import annotations

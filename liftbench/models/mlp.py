@@ -293,7 +293,7 @@ class MLPStack(ModuleStack):
         allocator, and stacking adds no arithmetic intensity), so the paper width trains one by one."""
         if device_type == "cuda":
             return True
-        return device_type == "cpu" and int(model_params.get("hidden_size", 1024)) <= 512
+        return device_type == "cpu" and int(model_params.get("hidden_size", MLPLifter.Config.hidden_size)) <= 512
 
     def __init__(self, models: list[MLPLifter], device: torch.device):
         super().__init__(models, device)
@@ -323,7 +323,7 @@ class MLPStack(ModuleStack):
                 if p == 0.0:
                     m[k].fill_(1.0)
                 else:
-                    m[k].bernoulli_(1.0 - p, generator=generators[k]).div_(1.0 - p)  # as nn.Dropout: equal to the module path
+                    m[k].bernoulli_(1.0 - p, generator=generators[k]).div_(1.0 - p)  # as nn.Dropout draws
         return masks
 
     def forward(self, x: Tensor, generators: list[torch.Generator]) -> Tensor:

@@ -24,11 +24,11 @@ and writes the big ones into recycled buffers (``buffers.GradBufferPool``).
 Everything carries a leading MODEL dimension K (K >= 1 models of the same shapes, e.g. seeds or
 ablation variants for packing): parameters are (K, ...) tensors keyed like
 ``Seq2SeqLifter.named_parameters()`` (so ``torch.func.stack_module_state`` output fits), and every
-matmul is per model (``bmm``, or one oneDNN call per model). Nothing reduces across models and every reduction runs over the
-same dimensions in the same order for any K, so K stacked models give BITWISE the results of K
-separate K=1 calls (``tests/test_fastpath.py``; element-wise kernels treat the tail of a buffer
-that is not a multiple of the SIMD width with scalar code, so this holds when B*H is a multiple
-of 16, as for every real width).
+matmul is per model (``bmm``, or one oneDNN call per model). Nothing reduces across models and every
+reduction runs over the same dimensions in the same order for any K, so K stacked models give
+BITWISE the results of K separate K=1 calls (``tests/test_fastpath.py``; element-wise kernels treat
+the tail of a buffer that is not a multiple of the SIMD width with scalar code, so this holds when
+B*H is a multiple of 16, as for every real width).
 
 API: ``seq2seq_forward(params, x, masks, residual, layer_norm, eps) -> (K, B, T, 48)``, with
 ``stack_params(models)`` (K stacked copies whose gradients flow back to each module) and
@@ -42,13 +42,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from liftbench.models.autocast import autocast_backward, autocast_forward
 from liftbench.models import buffers
+from liftbench.models.autocast import autocast_backward, autocast_forward
+from liftbench.models.lnlstm import _F, _I, _J, _O  # gate rows, TF order i, j, f, o (j = candidate)
 from liftbench.models.matmul import matmul
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
-_I, _J, _F, _O = range(4)  # gate rows, TF order i, j, f, o (j = candidate)
 _LN_NAMES = ("gate_ln_weight", "gate_ln_bias", "state_ln_weight", "state_ln_bias")
 
 
@@ -224,7 +224,8 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
         y = matmul(ho, _t(P["decoder_out.weight"]), P["decoder_out.bias"].unsqueeze(1)) + r * y
         ys.append(y)
     out = torch.stack(ys, dim=2)  # T x (K, B, 48) -> (K, B, T, 48)
-    saved = dict(xr=xr, u_e=u_e, enc_steps=enc_steps, enc_h=enc_h, cat=cat, dec_steps=dec_steps, h_out=h_out, y_prev=y_prev, enc=enc, dec=dec, r=r)
+    saved = dict(xr=xr, u_e=u_e, enc_steps=enc_steps, enc_h=enc_h, cat=cat, dec_steps=dec_steps, h_out=h_out,
+                 y_prev=y_prev, enc=enc, dec=dec, r=r)
     return out, saved
 
 
@@ -244,7 +245,7 @@ def _cell_param_grads(p: _Cell, prefix: str, parts: list) -> dict[str, Tensor]:
     return {f"{prefix}.{n}": v for n, v in zip(names, total)}  # (K, 4, H), (K, 4, H), (K, H), (K, H)
 
 
-def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, eps: float, d_out: Tensor) -> dict[str, Tensor]:
+def _backward(P: dict[str, Tensor], S: dict, masks: Tensor | None, d_out: Tensor) -> dict[str, Tensor]:
     """All parameter gradients from d_out (K, B, T, 48): per-step data gradients, then batched weights."""
     K, B, T, _ = d_out.shape
     enc, dec, r = S["enc"], S["dec"], S["r"]
@@ -333,7 +334,7 @@ class _Seq2SeqFunction(torch.autograd.Function):
         names = param_names(layer_norm)
         P = dict(zip(names, tensors))
         out, saved = _forward(P, x, masks, residual, layer_norm, eps)
-        ctx.names, ctx.P, ctx.S, ctx.masks, ctx.eps = names, P, saved, masks, eps
+        ctx.names, ctx.P, ctx.S, ctx.masks = names, P, saved, masks
         return out
 
     @staticmethod
@@ -341,7 +342,7 @@ class _Seq2SeqFunction(torch.autograd.Function):
     def backward(ctx, d_out):
         if ctx.needs_input_grad[0]:
             raise NotImplementedError("seq2seq_forward gives no gradient with respect to the 2D input x.")
-        grads = _backward(ctx.P, ctx.S, ctx.masks, ctx.eps, d_out.contiguous())
+        grads = _backward(ctx.P, ctx.S, ctx.masks, d_out.contiguous())
         ctx.S = ctx.P = None  # free the saved activations as soon as possible
         return (None, None, None, None, None, *(grads[n] for n in ctx.names))
 
