@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from liftbench import __version__
 from liftbench.errors import ConfigError, LiftbenchError, MissingExtraError, one_line, unknown_name_message
+from liftbench.locks import LOCK_FILE
 from liftbench.runner import TrialResult, error_rows, record_failure, run_trial
 from liftbench.suites import RunSpec
 
@@ -182,7 +183,7 @@ class _Tracker:
         self.last_report = time.monotonic()
         running = 0
         for i in in_flight:
-            lock = self.out / "runs" / self.specs[i].run_id / ".lock"
+            lock = self.out / "runs" / self.specs[i].run_id / LOCK_FILE
             try:
                 running += lock.stat().st_mtime >= self.started
             except OSError:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import torch
 
 from liftbench.config import ExperimentConfig
 from liftbench.errors import ConfigError, LiftbenchError
+from liftbench.locks import TrialLocks
 from liftbench.models import LIFTERS, create_lifter
 from liftbench.models.base import NormStats
 from liftbench.models.stack import FunctionalStack, ModuleStack, dropout_generator, stack_class, stack_lifters
@@ -126,19 +125,13 @@ def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: s
     from liftbench.errors import one_line
 
     runs = Path(out) / "runs"
-    locks = [runs / s.run_id / ".lock" for s in specs]
     try:
-        for lock in locks:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        train_packed([s.config for s in specs], out_dir=runs, data_dir=data_dir, device=device, resume=True,
-                     variants=[s.variant for s in specs], suite=specs[0].suite, progress=progress)
+        with TrialLocks(runs / s.run_id for s in specs):
+            train_packed([s.config for s in specs], out_dir=runs, data_dir=data_dir, device=device, resume=True,
+                         variants=[s.variant for s in specs], suite=specs[0].suite, progress=progress)
         return ""
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         return one_line(exc)
-    finally:
-        for lock in locks:
-            lock.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------- bench

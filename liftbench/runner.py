@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from liftbench.errors import ConfigError, LiftbenchError, one_line
+from liftbench.locks import LOCK_FILE, TrialLocks, is_running
 from liftbench.pipeline import RUN_META, evaluate_run, resolve_device, train_run
 from liftbench.results import (KEY_COLUMNS, PROTOCOL_VERSION, read_rows, rows_frame, write_json_atomic,
                                write_rows)
@@ -57,29 +57,30 @@ def run_trial(spec: RunSpec, out: Path, data_dir: str | Path | None = None, devi
     """Train (or resume, or skip) one spec and evaluate it under every test condition of the suite."""
     runs = Path(out) / "runs"
     run_dir = runs / spec.run_id
-    lock = run_dir / ".lock"
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        outcome = train_run(spec.config, out_dir=runs, data_dir=data_dir, device=device, resume=True,
-                            progress=progress, variant=spec.variant, suite=spec.suite)
-        results_path = run_dir / "results.csv"
-        existing = read_rows(results_path) if results_path.exists() else pd.DataFrame()
-        evaluated = 0
-        for sigma in spec.test_noise:
-            if not _has_condition(existing, sigma):
-                evaluate_run(run_dir, data_dir=data_dir, noise_sigma=sigma, noise_seed=NOISE_SEED, device=device)
-                evaluated += 1
-        rows = read_rows(results_path)
-        rows = rows[pd.to_numeric(rows["test_noise"], errors="coerce").isin(spec.test_noise)].copy()
-        rows["suite"], rows["variant"] = spec.suite, spec.variant
-        (run_dir / ERROR_FILE).unlink(missing_ok=True)
-        return TrialResult(spec, rows_frame(rows), trained=not outcome.skipped, evaluated=evaluated)
+        with TrialLocks([run_dir]):
+            return _train_and_evaluate(spec, run_dir, runs, data_dir, device, progress)
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         record_failure(out, spec, one_line(exc))
         return TrialResult(spec, error_rows(spec, one_line(exc)), trained=False, evaluated=0, error=one_line(exc))
-    finally:
-        lock.unlink(missing_ok=True)
+
+
+def _train_and_evaluate(spec: RunSpec, run_dir: Path, runs: Path, data_dir, device: str, progress: Any) -> TrialResult:
+    """Train (or resume) the spec, then evaluate every test condition its rows do not have yet."""
+    outcome = train_run(spec.config, out_dir=runs, data_dir=data_dir, device=device, resume=True,
+                        progress=progress, variant=spec.variant, suite=spec.suite)
+    results_path = run_dir / "results.csv"
+    existing = read_rows(results_path) if results_path.exists() else pd.DataFrame()
+    evaluated = 0
+    for sigma in spec.test_noise:
+        if not _has_condition(existing, sigma):
+            evaluate_run(run_dir, data_dir=data_dir, noise_sigma=sigma, noise_seed=NOISE_SEED, device=device)
+            evaluated += 1
+    rows = read_rows(results_path)
+    rows = rows[pd.to_numeric(rows["test_noise"], errors="coerce").isin(spec.test_noise)].copy()
+    rows["suite"], rows["variant"] = spec.suite, spec.variant
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    return TrialResult(spec, rows_frame(rows), trained=not outcome.skipped, evaluated=evaluated)
 
 
 def record_failure(out: Path, spec: RunSpec, message: str) -> None:
@@ -118,16 +119,8 @@ def trial_status(spec: RunSpec, out: Path) -> str:
             if rows_path.exists() and all(_has_condition(read_rows(rows_path), s) for s in spec.test_noise):
                 return "done"
             return "trained"
-    lock = run_dir / ".lock"
-    if lock.exists():
-        try:
-            info = json.loads(lock.read_text())
-            if info.get("host") != socket.gethostname():
-                return "running"
-            os.kill(int(info["pid"]), 0)
-            return "running"
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            return "interrupted"
+    if (run_dir / LOCK_FILE).exists():
+        return "running" if is_running(run_dir) else "interrupted"
     if (run_dir / ERROR_FILE).exists():
         return "failed"
     return "interrupted" if (run_dir / CHECKPOINT).exists() else "pending"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from liftbench.config import config_from_dict
 from liftbench.errors import DataError
+from liftbench.locks import lock_age_s, read_lock
 from liftbench.runner import ERROR_FILE, trial_status
 from liftbench.suites import RunSpec
 
@@ -21,12 +22,13 @@ def _specs_from_manifest(path: Path) -> tuple[str, Path, list[RunSpec]]:
     return f"{manifest.get('suite', path.parent.name)} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
 
 
-def _note(run_dir: Path, state: str) -> str:
+def trial_note(run_dir: Path, state: str) -> str:
     """Where a running trial runs (host, pid) or why a failed one failed (its one-line reason)."""
     try:
         if state == "running":
-            lock = json.loads((run_dir / ".lock").read_text())
-            return f"{lock.get('host', '?')} pid {lock.get('pid', '?')}"
+            lock, age = read_lock(run_dir) or {}, lock_age_s(run_dir)
+            beat = "" if age is None else f", lock refreshed {age:.0f} s ago"
+            return f"{lock.get('host', '?')} pid {lock.get('pid', '?')}{beat}"
         if state == "failed":
             return (run_dir / ERROR_FILE).read_text().strip()
     except (OSError, ValueError):
@@ -50,6 +52,6 @@ def suite_status(directory: str | Path) -> list[tuple[str, list[dict]]]:
             state = trial_status(s, root)
             rows.append({"run_id": s.run_id, "variant": s.variant, "seed": s.seed,
                          "axis": f"{s.axis_key.split('.')[-1]}={s.axis_value}" if s.axis_key else "",
-                         "state": state, "note": _note(root / "runs" / s.run_id, state)})
+                         "state": state, "note": trial_note(root / "runs" / s.run_id, state)})
         out.append((title, rows))
     return out

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from liftbench.errors import ConfigError, MissingExtraError
 from liftbench.executors import LocalPoolExecutor, SuiteCounts, get_executor
 from liftbench.pipeline import train_run
 from liftbench.runner import run_suite, trial_status
+from liftbench.locks import STALE_AFTER_S
+from liftbench.status import trial_note
 from liftbench.status import suite_status
 from liftbench.suites import expand, load_suite
 
@@ -229,6 +232,10 @@ def test_status_from_locks(tmp_path, specs):
     assert trial_status(spec, tmp_path) == "running"
     lock.write_text(json.dumps({"pid": 1, "host": "another-node"}))  # a Ray task on another node
     assert trial_status(spec, tmp_path) == "running"
+    assert "another-node pid 1, lock refreshed" in trial_note(run_dir, "running")
+    stale = time.time() - STALE_AFTER_S - 5  # that node died: its heartbeat stopped
+    os.utime(lock, (stale, stale))
+    assert trial_status(spec, tmp_path) == "interrupted"
     lock.unlink()
     (run_dir / "error.txt").write_text("boom\n")
     assert trial_status(spec, tmp_path) == "failed"
