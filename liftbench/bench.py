@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from liftbench.data.skeleton import INPUT_DIM, NUM_JOINTS, OUTPUT_DIM
+from liftbench.errors import ConfigError
 from liftbench.models import create_lifter
 from liftbench.models.base import NormStats
 from liftbench.train import adam_optimizer, make_optimizer, precision_context
@@ -274,6 +275,16 @@ def _synthetic_sequences(frames: int, length: int = 1000) -> list:
                      (rng.standard_normal((n, NUM_JOINTS, 3)) * 100).astype(np.float32)) for i, n in enumerate(sizes)]
 
 
+def check_bench_args(model_name: str, **sizes: int | None) -> None:
+    """Raise ConfigError for an unknown lifter or a size below 1 (None means the default)."""
+    from liftbench.models import LIFTERS
+
+    LIFTERS.get(model_name)  # ConfigError naming the registered lifters
+    for name, value in sizes.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"bench: '{name}' must be an integer >= 1, got {value!r}.")
+
+
 def bench_model(model_name: str, device: torch.device, batch: int | None = None, seq_len: int | None = None,
                 hidden: int = 1024, reps: int = 10, warmup: int = 3, eval_batch: int = 2048, frames: int = 20000,
                 peak_gflops: float | None = None, pack_bench: PackBench | None = None,
@@ -282,6 +293,8 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
     from liftbench.evaluate import predict_sequences
     from liftbench.models import LIFTERS
 
+    check_bench_args(model_name, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps,
+                     eval_batch=eval_batch, frames=frames)
     cls = LIFTERS.get(model_name)
     batch = batch or cls.train_defaults["batch_size"]
     params: dict[str, Any] = {"hidden_size": hidden}

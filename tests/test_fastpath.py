@@ -376,3 +376,23 @@ def test_bench_pack_hook_fills_speedup_pack():
     r = bench_model("seq2seq", torch.device("cpu"), hidden=8, reps=1, warmup=0, eval_batch=64, frames=300,
                     pack_bench=fake_pack)
     assert r["speedup_pack"] == 1.5 and r["pack"]["k"] == 2 and calls[0]["model_name"] == "seq2seq"
+
+
+def test_bench_rejects_bad_sizes_and_names_before_measuring(monkeypatch):
+    from typer.testing import CliRunner
+
+    import liftbench.bench
+    from liftbench.bench import bench_model
+    from liftbench.cli import app
+    from liftbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'batch' must be an integer >= 1, got 0"):
+        bench_model("seq2seq", torch.device("cpu"), batch=0)  # not silently the paper's batch
+    with pytest.raises(ConfigError, match="'seq_len' must be an integer >= 1"):
+        bench_model("seq2seq", torch.device("cpu"), seq_len=0)
+    measured = []
+    monkeypatch.setattr(liftbench.bench, "matmul_gflops", lambda *a, **k: measured.append(1) or 1.0)
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "mlp", "--model", "nosuch"])
+    assert result.exit_code != 0 and "Unknown lifter 'nosuch'" in str(result.exception) and not measured
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--batch", "0"])
+    assert result.exit_code == 2 and "--batch" in result.output and not measured

@@ -17,11 +17,11 @@ from liftbench.cli._common import DeviceOpt, console, err_console
 def bench(
     model: Annotated[list[str] | None, typer.Option("--model", help="Model(s) to measure (default: all built-ins).")] = None,
     device: DeviceOpt = "auto",
-    batch: Annotated[int | None, typer.Option("--batch", help="Training batch (default: the paper's).")] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", help="seq2seq window (default 5).")] = None,
-    hidden: Annotated[int, typer.Option("--hidden", help="Width (default 1024, the paper's).")] = 1024,
-    reps: Annotated[int, typer.Option("--reps", help="Timed training steps per path.")] = 10,
-    eval_batch: Annotated[int, typer.Option("--eval-batch", help="Production evaluator batch (windows).")] = 2048,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Training batch (default: the paper's).")] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help="seq2seq window (default 5).")] = None,
+    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Width (default 1024, the paper's).")] = 1024,
+    reps: Annotated[int, typer.Option("--reps", min=1, help="Timed training steps per path.")] = 10,
+    eval_batch: Annotated[int, typer.Option("--eval-batch", min=1, help="Production evaluator batch (windows).")] = 2048,
     tf32: Annotated[bool, typer.Option("--tf32", help="CUDA only: TF32 matmuls in the production path.", rich_help_panel="CUDA")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="CUDA only: bf16 autocast in the production path.", rich_help_panel="CUDA")] = False,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="CUDA only: capture the training step as a CUDA graph.", rich_help_panel="CUDA")] = False,
@@ -31,7 +31,7 @@ def bench(
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
-    from liftbench.bench import CudaOptions, bench_model, default_pack_bench, flat_rows, matmul_gflops
+    from liftbench.bench import CudaOptions, bench_model, check_bench_args, default_pack_bench, flat_rows, matmul_gflops
     from liftbench.pipeline import resolve_device
     from liftbench.results import write_text_atomic
 
@@ -40,10 +40,13 @@ def bench(
     if cuda.names() and dev.type != "cuda":
         err_console.print(f"note: {', '.join('--' + n.replace('_', '-') for n in cuda.names())} only apply on CUDA; "
                       f"ignored on {dev}.")
+    models = model or ["mlp", "seq2seq"]
+    for m in models:  # every name checked before the first (minutes-long) measurement
+        check_bench_args(m, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch)
     peak_before = matmul_gflops(dev)
     results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch,
                            peak_gflops=peak_before, pack_bench=default_pack_bench(), cuda=cuda)
-               for m in (model or ["mlp", "seq2seq"])]
+               for m in models]
     peak_after = matmul_gflops(dev)
     if out:
         write_text_atomic(out, pd.DataFrame(flat_rows(results)).to_csv(index=False, float_format="%.6g"))
