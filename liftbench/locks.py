@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from liftbench.results import write_text_atomic
+
 LOCK_FILE = ".lock"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0
@@ -42,7 +44,7 @@ class TrialLocks:
         try:
             for path in self.paths:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(info)
+                write_text_atomic(path, info)  # a reader never sees half a lock
         except BaseException:
             self._remove()
             raise
