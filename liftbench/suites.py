@@ -30,7 +30,6 @@ from liftbench.errors import ConfigError, UnknownNameError, unknown_name_message
 from liftbench.models import LIFTERS
 
 
-
 def shipped_suite_dir(package_root: Path | None = None, prefix: str | None = None) -> Path:
     """Where the shipped suites are: ``configs/suites`` beside the package (a source checkout or an
     editable install), else the copy a wheel installs under ``<prefix>/share/liftbench/configs/suites``

@@ -41,8 +41,8 @@ def bench(
         err_console.print(f"note: {', '.join('--' + n.replace('_', '-') for n in cuda.names())} only apply on CUDA; "
                       f"ignored on {dev}.")
     models = model or ["mlp", "seq2seq"]
-    for m in models:  # every name checked before the first (minutes-long) measurement
-        check_bench_args(m, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch)
+    for m in models:  # every name checked before the first (minutes-long) measurement; Typer checks the sizes
+        check_bench_args(m)
     peak_before = matmul_gflops(dev)
     results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch,
                            peak_gflops=peak_before, pack_bench=default_pack_bench(), cuda=cuda)

@@ -285,6 +285,7 @@ class MLPStack(ModuleStack):
     """K Martinez MLPs of one shape (seeds, or dropout / residual / max_norm variants) in training mode."""
 
     packable = ("dropout", "residual", "max_norm")
+
     @classmethod
     def packs_on(cls, model_params: dict, device_type: str) -> bool:
         """CUDA: always. CPU: up to width 512. K = 4 packed vs 4 sequential steps on the 2-core machine
