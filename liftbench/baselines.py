@@ -10,7 +10,7 @@ Keys. A file ``<paper>_table<N>_<topic>.csv`` belongs to the group ``<paper>`` (
 * a group: ``hossain2018`` (Tables 1-4 as published), ``hossain2018_corrected``, ``martinez2017``;
 * a single file by its stem (``hossain2018_table3_noise``) or by its table (``hossain2018_table3``).
 
-The directory is ``<repo>/baselines`` next to the package, or ``$LIFTBENCH_BASELINES`` if set.
+The directory is the shipped ``baselines/`` (see ``liftbench.resources``), or ``$LIFTBENCH_BASELINES`` if set.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ NUMERIC_COLUMNS: tuple[str, ...] = ("value", "noise_sigma_px", "seq_len")
 OPTIONAL_NUMERIC_COLUMNS: tuple[str, ...] = ("n_joints", "delta")
 PROTOCOL_METRIC = {"p1": "mpjpe", "p2": "p_mpjpe"}
 SLICE_TYPES = ("action", "all")
+CLAIMS_SUFFIX = "_claims.csv"
+#: the setting of a published number (see baselines/README.md); checked when present, '' means not stated
+SETTING_VALUES = {"within_action": ("frames", "videos", "unknown"), "alignment": ("causal", "centred", "frame"),
+                  "tta": ("none", "flip"), "evaluation_bug": ("true", "false", "unknown")}
 
 #: Human-readable descriptions of the shipped groups; an unknown group gets a generic one.
 DESCRIPTIONS = {
@@ -43,12 +47,16 @@ DESCRIPTIONS = {
                    "affected by the evaluation bug",
     "hossain2018_corrected": "Hossain & Little, corrected evaluation (Actual_result.png): P1 58.25 / P2 44.09 mm",
     "martinez2017": "Martinez et al. ICCV 2017: P1 (SH 62.9, GT 45.5), P2 47.7, P2 vs 2D noise; as quoted by Hossain & Little",
+    "pavllo2019": "Pavllo et al. CVPR 2019 (VideoPose3D): P1/P2 per action, 243 frames on CPN 46.8 / 36.5, causal 49.0 / "
+                  "38.1, single frame 51.8 / 40.0; 27/81/243-frame and GT-2D rows; quoted Hossain (corrected) and Martinez",
 }
 CITATIONS = {
     "hossain2018": "Hossain & Little, Exploiting temporal information for 3D pose estimation, ECCV 2018, Tables 1-4",
     "hossain2018_corrected": "rayat137/Pose_3D README.md, issue #3 and temporal_3d_release/Actual_result.png",
     "martinez2017": "Martinez, Hossain, Romero & Little, A simple yet effective baseline for 3d human pose "
                     "estimation, ICCV 2017; as quoted in Hossain & Little, ECCV 2018, Tables 1-3",
+    "pavllo2019": "Pavllo, Feichtenhofer, Grangier & Auli, 3D human pose estimation in video with temporal convolutions "
+                  "and semi-supervised training, CVPR 2019, Tables 1 and 5; facebookresearch/VideoPose3D README.md",
 }
 
 _TABLE_KEY = re.compile(r"^(?P<paper>.+?)_table(?P<n>\d+)(?:_.*)?$")
@@ -62,16 +70,20 @@ class BaselineInfo(NamedTuple):
 
 
 def baselines_dir() -> Path:
-    """``$LIFTBENCH_BASELINES`` if set, else ``<repo>/baselines`` (the package sits in ``<repo>/liftbench``)."""
+    """``$LIFTBENCH_BASELINES`` if set, else the shipped ``baselines/`` (``liftbench.resources``: the
+    repository's in a checkout, the packaged copy in an installed wheel)."""
+    from liftbench.resources import shipped_path
+
     override = os.environ.get(ENV_VAR, "").strip()
-    return Path(override).expanduser() if override else Path(__file__).resolve().parent.parent / "baselines"
+    return Path(override).expanduser() if override else shipped_path("baselines")
 
 
 def _files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise DataError(f"Baselines directory {directory} not found; set {ENV_VAR} to the folder holding the "
                         "published-number CSVs (the repository's baselines/).")
-    files = sorted(directory.glob("*.csv"))  # top level only: baselines/reference/ holds CI results, not papers
+    # top level only: baselines/reference/ holds CI results, not papers; *_claims.csv are claims (liftbench.claims)
+    files = sorted(p for p in directory.glob("*.csv") if not p.name.endswith(CLAIMS_SUFFIX))
     if not files:
         raise DataError(f"No *.csv files in baselines directory {directory}; set {ENV_VAR} or restore baselines/.")
     return files
@@ -137,6 +149,12 @@ def read_baseline_file(path: Path) -> pd.DataFrame:
     if mismatch.any():
         raise DataError(f"Baseline file {path}: protocol p1 goes with metric mpjpe and p2 with p_mpjpe "
                         f"(line(s) {bad_rows(mismatch)}).")
+    for col, allowed in SETTING_VALUES.items():
+        if col in df.columns:
+            invalid = ~df[col].isin(allowed + ("",))
+            if invalid.any():
+                raise DataError(f"Baseline file {path}: column '{col}' must be one of {', '.join(allowed)} or empty "
+                                f"(line(s) {bad_rows(invalid)}).")
     for col in ("source", "method", "slice", "unit"):
         empty = df[col].str.strip().eq("")
         if empty.any():

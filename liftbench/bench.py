@@ -5,20 +5,23 @@ both alike; we report medians with min/max and the ratios, analytic FLOPs, achie
 fraction of this run's own measured matmul throughput. The machine's other load during the run is
 measured from /proc/stat and reported, because a second busy process distorts timings 5-20x.
 
-* plain: the obvious implementation (``implementation="plain"``: Python loop over time, one layer-norm
-  call per gate, per-step autograd), ``torch.optim.Adam`` defaults, DataLoader-style batch assembly
-  (per-sample slices stacked); evaluation at the paper batch size through the full forward.
-* production: what ``liftbench train`` / ``evaluate`` run: the seq2seq fused autograd function
-  (``models/seq2seq_fused.py``: weight gradients batched over time), fused Adam
-  (``train.make_optimizer``), the training set resident on the device and gathered by indexing
-  exactly as ``train.fit`` does; evaluation through the real evaluator
-  (``evaluate.predict_sequences`` -> ``predict_causal``) in large batches.
+* plain: the readable model, inside ``liftbench.fast.disabled()`` (the model file's ``forward``, or
+  the forward its speed path names as ``plain_forward``: e.g. the dilated TCN on single-frame windows),
+  ``torch.optim.Adam`` defaults, DataLoader-style batch assembly (per-sample slices stacked);
+  evaluation at the paper batch size, one window per frame.
+* production: what ``liftbench train`` / ``evaluate`` run: the lifter's stack from its speed path
+  (``liftbench/fast/``: stacked MLP, fused seq2seq, ``FunctionalStack`` otherwise), fused Adam (AMSGrad
+  where the recipe says so), the training set resident on the device and gathered by indexing as the
+  trainer does; evaluation through the real evaluator (``evaluate.predict_sequences`` ->
+  ``fast.predict_frames``) in large batches. Flip augmentation (a gather) is not timed.
 
-FLOPs are matmul FLOPs only (``cpu_performance_notes.md`` section 2). "nominal" is the paper-graph
-count, the same for both paths; "executed" is what each path really multiplies (the production path
-skips the encoder's h = 0 step; its evaluator folds the input projections into the gate weights and
-computes the encoder's per-frame part once per frame, about 45 % of the nominal eval FLOPs). Achieved
-GFLOP/s are reported with both counts; the % of matmul throughput uses the executed count.
+Model sizes come from ``--set key=value`` model parameters (the paper's defaults otherwise), the batch
+from the lifter's ``train_defaults``. FLOPs are matmul/conv FLOPs only (``cpu_performance_notes.md``
+section 2), from ``Lifter.flops_per_frame()``: "nominal" is the paper-graph count, the same for both
+paths; "executed" is what each path really multiplies, where the speed path says it differs
+(``SpeedPath.executed_flops``: e.g. the folded seq2seq evaluator does about 45 % of the nominal eval
+FLOPs). Achieved GFLOP/s are reported with both counts; the % of matmul throughput uses the executed
+count. A lifter without ``flops_per_frame`` gets NaN there.
 torch.compile is not used: the notes measured 0-25 % at 30-90 s compile time, flaky on this CPU.
 """
 
@@ -38,13 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from liftbench.data.skeleton import INPUT_DIM, NUM_JOINTS, OUTPUT_DIM
+from liftbench.data.normalize import NormStats, Representation
+from liftbench.data.skeleton import NUM_JOINTS
 from liftbench.errors import ConfigError
-from liftbench.models import create_lifter
-from liftbench.models.base import NormStats
-from liftbench.train import adam_optimizer, make_optimizer, precision_context
+from liftbench.fast import disabled, speed_path
+from liftbench.models import LIFTERS, Lifter, create_lifter
+from liftbench.train import adam_optimizer, precision_context
 
-# Hook for variant packing: ``pack_bench(model_name=, device=, batch=, seq_len=, hidden=, reps=)``
+# Hook for variant packing: ``pack_bench(model_name=, device=, batch=, params=, reps=)``
 # returns a dict with at least ``speedup_pack`` (K packed vs K sequential runs); it is stored under
 # ``result["pack"]`` and ``result["speedup_pack"]``. None: not measured (``speedup_pack`` stays None).
 PackBench = Callable[..., dict[str, Any]]
@@ -251,7 +255,7 @@ def flops(model_name: str, hidden: int, batch: int, seq_len: int) -> dict[str, f
     # t = 0 h-half (h = 0): forward, dgrad and wgrad of (B, H) x (H, 4H).
     train_plain = step - B * dec_in
     train_prod = train_plain - 3 * B * (gate // 2)
-    # causal eval (Seq2SeqLifter.predict_causal), per frame: the folded encoder input half (32 -> 4H) once
+    # causal eval (Seq2SeqLifter.predict_frames), per frame: the folded encoder input half (32 -> 4H) once
     # per frame, the recurrent h @ W_h per window and step, the folded decoder input half (48 -> 4H);
     # the once-per-call weight fold (< 1 GFLOP) is not counted.
     fold_enc, fold_dec = 2 * INPUT_DIM * 4 * h, 2 * OUTPUT_DIM * 4 * h

@@ -8,6 +8,11 @@ from typing import Any
 from liftbench.models import LIFTERS, create_lifter, trainable_parameters
 
 
+def _contract_dict(contract) -> dict[str, Any]:
+    return {"representation": dataclasses.asdict(contract.representation), "window": dataclasses.asdict(contract.window),
+            "label": contract.label, "method": contract.method, "test_time_augmentation": contract.test_time_augmentation}
+
+
 def describe_lifters() -> list[dict[str, Any]]:
     """One dict per lifter: name, aliases, exact default trainable parameters, window, toggles, paper."""
     rows = []
@@ -20,6 +25,10 @@ def describe_lifters() -> list[dict[str, Any]]:
             "aliases": list(entry.aliases),
             "parameters": trainable_parameters(model),
             "reference_parameters": cls.reference_params,
+            "reference_variants": {label: {"params": params, "parameters": trainable_parameters(create_lifter(entry.name, **params)),
+                                           "reference_parameters": count}
+                                   for label, (params, count) in getattr(cls, "reference_variants", {}).items()},
+            "contract": _contract_dict(model.contract),
             "input_kind": cls.input_kind,
             "input_window": model.window,
             "toggles": {k: defaults[k] for k in cls.toggles},

@@ -10,14 +10,17 @@ or a new failure, 2 rows missing/extra/unmatched or a malformed file.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from liftbench.errors import ConfigError, DataError
+from liftbench.errors import ConfigError, DataError, one_line
 from liftbench.results import read_rows, write_rows
 
 MATCH_KEYS: tuple[str, ...] = ("model", "variant", "seed", "dataset", "keypoints", "train_noise", "test_noise",
@@ -42,10 +45,17 @@ class Tolerance:
 def parse_tolerance(text: str) -> tuple[str | None, Tolerance]:
     """'mpjpe:0.5mm' -> ('mpjpe', 0.5 absolute); '2%' -> (None, 2 % relative)."""
     m = _TOL_RE.match(str(text))
-    if not m:
-        raise ConfigError(f"Could not parse tolerance '{text}': use METRIC:VALUEmm (absolute) or METRIC:VALUE% (relative), "
-                          "e.g. mpjpe:0.5mm or p_mpjpe:2%.")
+    if not m or not math.isfinite(float(m.group("value"))):  # the grammar has no sign; 1e999 is inf
+        raise ConfigError(f"Could not parse tolerance '{text}': use METRIC:VALUEmm (absolute) or METRIC:VALUE% (relative) "
+                          "with a finite VALUE >= 0, e.g. mpjpe:0.5mm or p_mpjpe:2%.")
     return m.group("metric"), Tolerance(float(m.group("value")), m.group("unit") == "%")
+
+
+def _check_tolerance_option(value: float | None, option: str) -> None:
+    """NaN would compare False and silently pass everything; a negative limit fails everything."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not math.isfinite(value) or value < 0):
+        raise ConfigError(f"{option} must be a finite number >= 0, got {value!r}.")
 
 
 @dataclass
@@ -66,19 +76,35 @@ class Tolerances:
                 self.per_metric[metric] = tol
 
 
+def _read_sidecar(sidecar: Path) -> dict[str, object]:
+    """The ``[tolerances]`` table of a reference's sidecar; unreadable, binary or non-TOML is one DataError."""
+    try:
+        doc = tomllib.loads(sidecar.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{sidecar} is not UTF-8 text (binary content?); a tolerance sidecar is TOML: "
+                        "[tolerances] mpjpe = \"0.5mm\".") from exc
+    except OSError as exc:
+        raise DataError(f"{sidecar} cannot be read ({exc.strerror or exc}).") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"{sidecar} is not valid TOML: {one_line(exc)}.") from exc
+    table = doc.get("tolerances", {})
+    if not isinstance(table, dict):
+        raise DataError(f"{sidecar}: [tolerances] must be a table of metric = \"VALUEmm\" or \"VALUE%\".")
+    return table
+
+
 def load_tolerances(reference: Path, tol_mm: float | None = None, tol_rel: float | None = None,
                     extra: list[str] | None = None) -> Tolerances:
+    _check_tolerance_option(tol_mm, "--tol-mm")
+    _check_tolerance_option(tol_rel, "--tol-rel")
     tols = Tolerances()
     sidecar = Path(reference).with_suffix(".toml")
     if sidecar.exists():
+        table = _read_sidecar(sidecar)
         try:
-            doc = tomllib.loads(sidecar.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise DataError(f"{sidecar} is not valid TOML: {exc}.") from exc
-        table = doc.get("tolerances", {})
-        if not isinstance(table, dict):
-            raise DataError(f"{sidecar}: [tolerances] must be a table of metric = \"VALUEmm\" or \"VALUE%\".")
-        tols.update({k: str(v) for k, v in table.items()})
+            tols.update({k: str(v) for k, v in table.items()})
+        except ConfigError as exc:
+            raise DataError(f"{sidecar}: {exc}") from exc
     if tol_mm is not None:
         tols.default = Tolerance(tol_mm, False)
         tols.per_metric = {k: v for k, v in tols.per_metric.items() if v.relative}
@@ -103,6 +129,22 @@ class Verdict:
         return f"{k['model']}/{k['variant']}/seed{k['seed']}/{k['dataset']}/noise{k['test_noise']}/T{k['seq_len']}/{k['metric']}/{k['slice']}"
 
 
+_OK_STATUS = ("ok", "")  # a results file without a status column holds ok rows
+
+
+def _label(row: pd.Series) -> str:
+    return "/".join(str(row[k]) for k in ("model", "variant", "seed", "dataset", "test_noise", "seq_len", "metric",
+                                          "slice"))
+
+
+def _raw_value(path: Path, position: int) -> str:
+    """The ``value`` cell as written (read_rows has already turned text into NaN), for the error message."""
+    try:
+        return str(pd.read_csv(path, usecols=["value"], dtype=str, keep_default_na=False)["value"].iloc[position])
+    except Exception:  # noqa: BLE001 - only decorates an error that is raised anyway
+        return "?"
+
+
 def _keyed(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     missing = [k for k in MATCH_KEYS if k not in df.columns]
     if missing:
@@ -112,6 +154,19 @@ def _keyed(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         df[k] = df[k].astype(str)
     for k in ("train_noise", "test_noise", "seq_len", "seed"):  # '5' and '5.0' are the same condition
         df[k] = pd.to_numeric(df[k], errors="coerce").map(lambda v: f"{v:g}" if v == v else "")
+    status = df["status"].astype(str) if "status" in df.columns else pd.Series("ok", index=df.index)
+    unknown = ~status.isin(_OK_STATUS + ("error",))
+    if unknown.any():
+        line = int(df.index[unknown][0]) + 2  # CSV line: header is line 1
+        raise DataError(f"{path}: row {_label(df.loc[df.index[unknown][0]])} (line {line}) has status "
+                        f"'{status[unknown].iloc[0]}'; use ok or error.")
+    bad = status.isin(_OK_STATUS) & ~np.isfinite(pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=float))
+    if bad.any():
+        first = df.index[bad][0]
+        raw = _raw_value(path, int(first))
+        raise DataError(f"{path}: row {_label(df.loc[first])} (line {int(first) + 2}) has value '{raw}', "
+                        f"not a finite number ({int(bad.sum())} such row(s)); an ok row needs one: fix the file or "
+                        "regenerate it.")
     dup = df.duplicated(list(MATCH_KEYS), keep=False)
     if dup.any():
         row = df[dup].iloc[0]
@@ -137,8 +192,11 @@ def compare(results: Path, reference: Path, tolerances: Tolerances, higher_is_be
         if r is None:
             verdicts.append(Verdict(kd, None, cv, None, str(tol), "extra"))
             continue
-        r_ok = str(r.get("status", "ok")) in ("ok", "")
-        c_ok = str(c.get("status", "ok")) in ("ok", "")
+        r_ok = str(r.get("status", "ok")) in _OK_STATUS
+        c_ok = str(c.get("status", "ok")) in _OK_STATUS
+        if not r_ok and not c_ok:  # failed in both: nothing moved (NaN - NaN must not read as "better")
+            verdicts.append(Verdict(kd, rv, cv, None, str(tol), "same"))
+            continue
         if r_ok and not c_ok:
             verdicts.append(Verdict(kd, rv, cv, None, str(tol), "new-failure"))
             continue
@@ -171,8 +229,10 @@ def exit_code(verdicts: list[Verdict]) -> int:
 
 def update_reference(results: Path, reference: Path) -> list[Verdict]:
     """Rewrite the reference from ``results`` on purpose; returns what changed (for printing)."""
+    rows = read_rows(results)
+    _keyed(rows, Path(results))  # a malformed file never becomes the reference
     changes = compare(results, reference, Tolerances(Tolerance(0.0, False))) if Path(reference).exists() else []
-    write_rows(Path(reference), read_rows(results))
+    write_rows(Path(reference), rows)
     return [v for v in changes if v.verdict != "same"]
 
 

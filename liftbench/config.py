@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,41 +32,79 @@ from liftbench.models.base import build_config, config_fields
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe. ``None`` means: use the lifter's paper default (``Lifter.train_defaults``)."""
+    """Optimisation recipe. ``None`` means: the lifter's paper recipe (``Lifter.train_defaults``), else
+    ``RECIPE_FALLBACKS`` (the Martinez/Hossain reference schedule)."""
 
     lr: float | None = None
     batch_size: int | None = None
     epochs: int | None = None
-    lr_decay: float = 0.96  # lr * lr_decay ** (step / lr_decay_steps), updated every step (reference)
-    lr_decay_steps: int = 100000
+    lr_decay: float | None = None  # lr * lr_decay ** (step / lr_decay_steps), or ** epoch (lr_decay_every)
+    lr_decay_steps: int | None = None
+    lr_decay_every: str | None = None  # "step" (continuous, TF exponential_decay) | "epoch" (VideoPose3D)
+    optimizer: str | None = None  # "adam" | "amsgrad"
+    bn_momentum_start: float | None = None  # > 0: BatchNorm momentum of epoch e = start * (end/start)^(e/E)
+    bn_momentum_end: float | None = None
+    flip_augment: bool | None = None  # every training window also seen mirrored (left/right swapped)
     seed: int = 0
     max_windows_per_epoch: int = 0  # 0 = every training window each epoch; >0 = a seeded random subset
     checkpoint_every_s: float = 300.0  # mid-epoch checkpoints for long epochs (wall-clock, resume-exact)
     precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls in TF32) | bf16 (autocast of forward + loss)
 
     def validate(self) -> None:
+        check_finite("train", self)
         for name in ("lr", "batch_size", "epochs"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"train.{name} must be > 0, got {value}.")
-        if not 0 < self.lr_decay <= 1:
+        if not 0 <= self.seed < MAX_SEED:  # numpy/torch seeds are unsigned 64-bit: -1 crashed deep inside
+            raise ConfigError(f"train.seed must be an integer in [0, 2**63), got {self.seed} (e.g. --seed 0).")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise ConfigError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}.")
-        if self.lr_decay_steps <= 0 or self.max_windows_per_epoch < 0:
+        if (self.lr_decay_steps is not None and self.lr_decay_steps <= 0) or self.max_windows_per_epoch < 0:
             raise ConfigError("train.lr_decay_steps must be > 0 and train.max_windows_per_epoch >= 0.")
+        for name, allowed in (("lr_decay_every", LR_DECAY_EVERY), ("optimizer", OPTIMIZERS)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ConfigError(f"train.{name} must be one of {', '.join(allowed)}, got '{value}'.")
+        for name in ("bn_momentum_start", "bn_momentum_end"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"train.{name} is a BatchNorm momentum in [0, 1] (0 = the lifter's own), got {value}.")
+        if (self.bn_momentum_start or 0.0) > 0.0 and not (self.bn_momentum_end or 0.0) > 0.0:
+            raise ConfigError("train.bn_momentum_start > 0 needs train.bn_momentum_end > 0 (the last epoch's momentum).")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
         if self.checkpoint_every_s <= 0:
             raise ConfigError(f"train.checkpoint_every_s must be > 0 seconds, got {self.checkpoint_every_s}.")
 
+    def bn_momentum(self, epoch: int) -> float | None:
+        """The BatchNorm momentum of 0-based ``epoch`` under the schedule (None: no schedule)."""
+        start, end = self.bn_momentum_start or 0.0, self.bn_momentum_end or 0.0
+        if start <= 0.0:
+            return None
+        return start * (end / start) ** (epoch / self.epochs)
 
+
+LR_DECAY_EVERY = ("step", "epoch")
+OPTIMIZERS = ("adam", "amsgrad")
+# Recipe keys a lifter's ``train_defaults`` may set; unset keys fall back to the reference schedule.
+RECIPE_FALLBACKS: dict[str, Any] = {"lr_decay": 0.96, "lr_decay_steps": 100000, "lr_decay_every": "step",
+                                    "optimizer": "adam", "bn_momentum_start": 0.0, "bn_momentum_end": 0.0,
+                                    "flip_augment": False}
+# Keys added after runs already existed: hashed only when they differ from the fallback, so adding a
+# recipe option never renames (and retrains) the runs that do not use it.
+_LATER_RECIPE_KEYS = ("lr_decay_every", "optimizer", "bn_momentum_start", "bn_momentum_end", "flip_augment")
 PRECISIONS = ("fp32", "tf32", "bf16")
+MAX_SEED = 2**63
 # Train keys that do not change a single number (how often to checkpoint): not part of a run's identity.
 NON_NUMERIC_TRAIN_KEYS = ("checkpoint_every_s",)
 
 
 def identity_dict(config: dict[str, Any]) -> dict[str, Any]:
     """A resolved config dict without the keys that cannot change results (for hashing and resume checks)."""
-    return {**config, "train": {k: v for k, v in config.get("train", {}).items() if k not in NON_NUMERIC_TRAIN_KEYS}}
+    train = {k: v for k, v in config.get("train", {}).items()
+             if k not in NON_NUMERIC_TRAIN_KEYS and not (k in _LATER_RECIPE_KEYS and v == RECIPE_FALLBACKS[k])}
+    return {**config, "train": train}
 
 
 @dataclass(frozen=True)
@@ -77,10 +117,21 @@ class DataConfig:
     train_noise: float = 0.0  # sigma (px) of Gaussian noise added to the training 2D input
 
     def validate(self) -> None:
+        check_finite("data", self)
         if not 0.0 < self.subset <= 1.0:
             raise ConfigError(f"data.subset must be in (0, 1], got {self.subset}.")
         if self.train_noise < 0:
             raise ConfigError(f"data.train_noise must be >= 0 pixels, got {self.train_noise}.")
+
+
+def check_finite(section: str, obj: Any) -> None:
+    """Every float field of a config dataclass must be finite: a check written as ``x < 0`` lets NaN through
+    (e.g. smoothness=nan silently switched the term off and wrote a config.toml that cannot be read back)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{f.name} must be a finite number, got {value}; "
+                              f"set a real value (e.g. --set {f.name}=...).")
 
 
 SECTIONS = ("model", "train", "data")
@@ -99,9 +150,11 @@ class ExperimentConfig:
 
     def resolved_train(self) -> TrainConfig:
         """TrainConfig with the lifter's paper defaults filled in for unset fields."""
-        defaults = LIFTERS.get(self.model).train_defaults
-        return dataclasses.replace(self.train, **{k: defaults[k] for k in ("lr", "batch_size", "epochs")
-                                                  if getattr(self.train, k) is None})
+        defaults = {**RECIPE_FALLBACKS, **LIFTERS.get(self.model).train_defaults}
+        resolved = dataclasses.replace(self.train, **{k: defaults[k] for k in (*RECIPE_FALLBACKS, "lr", "batch_size", "epochs")
+                                                      if getattr(self.train, k) is None and k in defaults})
+        resolved.validate()
+        return resolved
 
     def to_dict(self) -> dict[str, Any]:
         train = dataclasses.asdict(self.resolved_train())
@@ -196,8 +249,10 @@ def _coerce(section_cls: type, name: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: '{name}' must be an integer, got {value!r}.")
         return value
-    if kind == "str" and not isinstance(value, str):
+    if kind.startswith("str") and not isinstance(value, str):
         raise ConfigError(f"{where}: '{name}' must be a string, got {value!r}.")
+    if kind.startswith("bool") and not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{name}' must be true or false, got {value!r}.")
     return value
 
 
@@ -218,7 +273,14 @@ def resolve_config(model: str | None = None, config_file: str | Path | None = No
         unknown = sorted(set(layer) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(SECTIONS)}.")
+        for section, body in layer.items():
+            if not isinstance(body, dict):
+                raise ConfigError(f"{where}: '{section}' must be a table, got {section} = {body!r}; write a "
+                                  f"[{section}] section with key = value lines under it"
+                                  + (' (e.g. [model] then name = "...")' if section == "model" else "") + ".")
         file_model = layer.get("model", {}).get("name", file_model)
+        if file_model is not None and not isinstance(file_model, str):
+            raise ConfigError(f"{where}: [model] name must be a lifter name (a string), got {file_model!r}.")
     model_name = model or file_model
     if not model_name:
         raise ConfigError("No model given: name one (e.g. `liftbench train seq2seq`) or set [model] name in the TOML file.")
@@ -231,16 +293,18 @@ def resolve_config(model: str | None = None, config_file: str | Path | None = No
                 if section == "model" and key == "name":
                     continue
                 sec, name = _route(f"{section}.{key}", model_name, where)
-                values[sec][name] = value
+                values[sec][name] = _finite(value, f"{where}: '{section}.{key}'")
     for where, layer in (("option", options or {}), ("--set", overrides or {})):
         for key, value in layer.items():
             if value is None:
                 continue
             sec, name = _route(key, model_name, where)
-            values[sec][name] = value
+            values[sec][name] = _finite(value, f"{where} {key}")
 
     lifter_cls = LIFTERS.get(model_name)
     lifter_cfg = build_config(lifter_cls.Config, values["model"], where=f"model '{model_name}'")
+    check_finite("model", lifter_cfg)
+    check_model_size(model_name, lifter_cfg)
     sections = {}
     for sec, cls in _SECTION_CLASSES.items():
         coerced = {k: _coerce(cls, k, v, f"[{sec}]") for k, v in values[sec].items()}
@@ -250,11 +314,74 @@ def resolve_config(model: str | None = None, config_file: str | Path | None = No
     return ExperimentConfig(model_name, dataclasses.asdict(lifter_cfg), sections["train"], sections["data"])
 
 
-def config_from_dict(d: dict[str, Any]) -> ExperimentConfig:
-    """Rebuild a config saved by ``to_dict`` (run directories, checkpoints)."""
+def config_from_dict(d: dict[str, Any], where: str = "saved config") -> ExperimentConfig:
+    """Rebuild a config saved by ``to_dict`` (run directories, checkpoints); ``where`` names its file."""
+    if not isinstance(d, dict) or not isinstance(d.get("model"), dict) or not isinstance(d["model"].get("name"), str):
+        raise ConfigError(f"{where}: the saved config has no [model] table with a lifter name; "
+                          "it was not written by liftbench train: retrain the run.")
     model = dict(d["model"])
     name = model.pop("name")
     return resolve_config(name, base={"model": model, "train": d.get("train", {}), "data": d.get("data", {})})
+
+
+def _finite(value: Any, where: str) -> Any:
+    """TOML and ``--set`` accept nan and inf: refuse them where they are given, before any work."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value}.")
+    return value
+
+
+# Training holds each parameter 4 times in fp32: weights, gradients and Adam's two moments.
+TRAIN_BYTES_PER_PARAMETER = 16
+FALLBACK_MEMORY_LIMIT = 2**40  # where the OS does not tell the physical memory (1 TiB)
+
+
+def physical_memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MEMORY_LIMIT
+
+
+def count_parameters(model_name: str, lifter_cfg: Any) -> int | None:
+    """Trainable parameters of the configured lifter, counted on torch's meta device (no memory is
+    allocated, so a typo such as hidden_size=1000000 costs nothing). None if the lifter cannot be built
+    on the meta device (a plug-in using operations meta tensors lack): then it is not checked."""
+    import torch
+
+    from liftbench.models.base import trainable_parameters
+
+    try:
+        with torch.device("meta"):
+            model = LIFTERS.get(model_name)(lifter_cfg)
+    except RuntimeError as exc:
+        if "overflow" in str(exc).lower():
+            return 2**63  # more elements than a tensor can index
+        return None
+    except Exception:  # noqa: BLE001 - unsupported on meta: leave the check to the real build
+        return None
+    return trainable_parameters(model)
+
+
+def check_model_size(model_name: str, lifter_cfg: Any, limit_bytes: int | None = None) -> None:
+    """Refuse a model whose training state cannot fit in this machine's memory, naming its size."""
+    n = count_parameters(model_name, lifter_cfg)
+    if n is None:
+        return
+    limit = physical_memory_bytes() if limit_bytes is None else limit_bytes
+    need = n * TRAIN_BYTES_PER_PARAMETER
+    if need > limit:
+        defaults = LIFTERS.get(model_name).Config()
+        changed = ", ".join(f"{f.name}={getattr(lifter_cfg, f.name)}" for f in dataclasses.fields(lifter_cfg)
+                            if getattr(lifter_cfg, f.name) != getattr(defaults, f.name)) or "defaults"
+        raise ConfigError(f"model '{model_name}' ({changed}) has {n:,} parameters: training needs about "
+                          f"{_gib(need)} (fp32 weights, gradients and Adam moments), more than this machine's "
+                          f"{_gib(limit)} of memory; choose smaller sizes (paper defaults: "
+                          f"{', '.join(f'{k}={v}' for k, v in dataclasses.asdict(defaults).items() if isinstance(v, int) and not isinstance(v, bool))}).")
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
 
 
 def toml_dumps(d: dict[str, Any]) -> str:

@@ -33,6 +33,11 @@ class CheckpointError(LiftbenchError):
     """A missing, incompatible or unsafe checkpoint / run directory."""
 
 
+class OutputError(LiftbenchError, OSError):
+    """A file liftbench must write cannot be written (disk full, read-only, a file where a directory
+    belongs). Also an ``OSError``, so code that already handles I/O failures keeps doing so."""
+
+
 class CoverageError(LiftbenchError):
     """Evaluation did not score every test frame exactly once (a protocol violation)."""
 

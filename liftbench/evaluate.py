@@ -1,7 +1,8 @@
 """Evaluation engine: every test frame predicted and scored exactly once, aggregated as published.
 
-* Inference: one causal window per frame (``windows.causal_window_index``); the prediction of
-  frame t is the LAST output of the window ending at t; batched on the model's device.
+* Inference: one window per frame (``windows.window_index``), causal or centred as the lifter's
+  contract declares, edge frames replicated; the prediction of frame t is the aligned output of its
+  window; batched on the model's device.
 * Coverage: the set of (subject, action, camera, frame) scored is rebuilt from the prediction
   arrays and compared with the test split; a missing or duplicated frame raises ``CoverageError``.
 * Aggregation (labelled in every row): per action group (first word of the action), frame-weighted
@@ -20,9 +21,10 @@ import torch
 from liftbench import metrics as M
 from liftbench.data.dataset import Sequence
 from liftbench.data.normalize import outputs_to_poses
-from liftbench.data.skeleton import JOINT_NAMES, OUTPUT_DIM, action_group, root_centre
-from liftbench.data.windows import build_table, causal_window_index
+from liftbench.data.skeleton import JOINT_NAMES, action_group, root_centre
+from liftbench.data.windows import build_table, window_index
 from liftbench.errors import CoverageError, DataError
+from liftbench.fast import predict_frames
 from liftbench.models.base import Lifter, NormStats
 from liftbench.results import write_bytes_atomic
 
@@ -77,19 +79,24 @@ class Predictions:
 @torch.no_grad()
 def predict_sequences(model: Lifter, stats: NormStats, sequences: list[Sequence], device: torch.device,
                       batch_size: int = 2048) -> Predictions:
-    """Causal predictions for every frame of ``sequences`` (no per-frame Python loop)."""
+    """Aligned predictions for every frame of ``sequences``, in the representation and window the
+    model's contract declares (no per-frame Python loop); poses decoded to 17 joints in mm."""
     if not sequences:
         raise DataError("The test split is empty: check test_subjects and the dataset (liftbench data info).")
+    contract = model.contract
+    rep = contract.representation
     model.eval().to(device)
-    table = build_table(sequences, stats)
-    index = torch.from_numpy(causal_window_index(table, model.window)).to(device)  # (F, T)
-    inputs = torch.from_numpy(table.inputs).to(device)  # (F, 32)
+    table = build_table(sequences, stats, rep)
+    index = torch.from_numpy(window_index(table, contract.window)).to(device)  # (F, T)
+    inputs = torch.from_numpy(table.inputs).to(device)  # (F, D_in)
     stats_dev = stats.to(device)
-    out = stats_dev.unnormalize_output(model.predict_causal(inputs, index, batch_size)).float()  # (F, 48) mm
-    if out.shape != (table.n_frames, OUTPUT_DIM):
-        raise DataError(f"{type(model).__name__}.predict_causal returned shape {tuple(out.shape)}, expected "
-                        f"({table.n_frames}, {OUTPUT_DIM}); this is a bug in the lifter, not in your data.")
-    pred = outputs_to_poses(out.cpu().numpy().astype(np.float64)).astype(np.float32)  # (F, 17, 3)
+    segments = [(int(a), int(n)) for a, n in zip(table.starts, table.lengths)]
+    # the lifter's speed path (liftbench.fast) where it has one, else its own predict_frames
+    out = stats_dev.unnormalize_output(predict_frames(model, inputs, index, batch_size, segments)).float()  # (F, D_out) mm
+    if out.shape != (table.n_frames, rep.output_dim):
+        raise DataError(f"{type(model).__name__}.predict_frames returned shape {tuple(out.shape)}, expected "
+                        f"({table.n_frames}, {rep.output_dim}); this is a bug in the lifter, not in your data.")
+    pred = outputs_to_poses(out.cpu().numpy().astype(np.float64), rep).astype(np.float32)  # (F, 17, 3)
     target = np.concatenate([root_centre(s.joints_3d.astype(np.float64)) for s in sequences]).astype(np.float32)
     seq_ids = table.sequence_ids()
     keys = table.keys
@@ -175,6 +182,9 @@ def _aggregate(values: np.ndarray, groups: np.ndarray, videos: np.ndarray | None
         vid_group = np.empty(len(vid_names), dtype=object)
         vid_group[vid_inv] = groups
         per_group = [vid_means[vid_group == g].mean() for g in names]
+        for name, mean, n in zip(names, per_group, counts):  # beside a published per-video-weighted action value
+            rows.append(("action_video", str(name), "mean of per-video means within action group (Hossain reference)",
+                         float(mean), int(n)))
         rows.append(("all", "video_mean", "mean of per-video means per group, then over groups (Hossain reference)",
                      float(np.mean(per_group)), int(counts.sum())))
     return rows

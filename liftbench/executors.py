@@ -12,6 +12,10 @@ One small interface, ``map(specs, out, data_dir, device, on_trial_end) -> list[T
   (or a data path every node can read) and an ``--out`` every node can write (a shared filesystem).
 
 Every trial writes only its own run directory and returns its rows; the suite merges them afterwards.
+The claim on a run is taken where the trial runs (``runner.run_trial``); a trial whose run another
+live process holds comes back *waiting* and is retried every ``WAIT_POLL_S`` seconds once the other
+trials are out (the progress line says "waiting for <host> pid <pid>"), until the other process has
+finished it (its rows are then read back) or died (the claim is taken over and the run resumed).
 A worker loads its data itself: from ``data_dir`` (or ``$LIFTBENCH_DATA``), with built-in sources or
 installed plug-ins; a dataset or lifter registered by the caller's own module is re-imported in the
 worker from the same path (``_plugin_modules``). Any exception in a trial, a bug included, becomes
@@ -38,6 +42,7 @@ from liftbench.runner import TrialResult, error_rows, record_failure, run_trial
 from liftbench.suites import RunSpec
 
 POLL_S = 1.0  # how often the progress callback hears about running trials
+WAIT_POLL_S = 2.0  # how often a trial claimed by another process is tried again
 RAY_HINT = "pip install 'liftbench[ray]'"
 
 
@@ -49,10 +54,12 @@ class SuiteCounts:
     done: int = 0
     running: int = 0
     failed: int = 0
+    waiting: int = 0  # trials whose run another live process holds (retried until done there)
+    waiting_for: tuple[str, ...] = ()  # those processes, 'host pid N'
 
     @property
     def pending(self) -> int:
-        return self.total - self.done - self.running - self.failed
+        return self.total - self.done - self.running - self.failed - self.waiting
 
 
 ProgressFn = Callable[[SuiteCounts], None]
@@ -167,6 +174,32 @@ class _Tracker:
         self.counts = SuiteCounts(len(specs))
         self.started = time.time() - 1.0
         self.last_report = 0.0
+        self.waiting: dict[int, tuple[str, float]] = {}  # trial -> (owner of its claim, monotonic retry time)
+
+    def defer(self, i: int, owner: str) -> None:
+        """Trial ``i`` is claimed by another live process: try it again in ``WAIT_POLL_S``."""
+        self.waiting[i] = (owner, time.monotonic() + WAIT_POLL_S)
+        self._count_waiting()
+
+    def due(self) -> list[int]:
+        """Waiting trials to try again now (taken off the waiting list)."""
+        now = time.monotonic()
+        ready = [i for i, (_, at) in self.waiting.items() if at <= now]
+        for i in ready:
+            del self.waiting[i]
+        self._count_waiting()
+        return ready
+
+    def _count_waiting(self) -> None:
+        self.counts.waiting = len(self.waiting)
+        self.counts.waiting_for = tuple(dict.fromkeys(o for o, _ in self.waiting.values()))
+
+    def settle(self, i: int, result: TrialResult) -> None:
+        """A trial came back: finished (rows or error) or waiting for another process."""
+        if result.waiting_for:
+            self.defer(i, result.waiting_for)
+        else:
+            self.finish(i, result)
 
     def finish(self, i: int, result: TrialResult) -> None:
         self.results[i] = result
@@ -205,14 +238,21 @@ class InProcessExecutor:
 
     def map(self, specs, out, data_dir, device, on_trial_end=None):
         tracker = _Tracker(specs, out, on_trial_end, self.on_progress)
-        for i, spec in enumerate(specs):
-            tracker.counts.running = 1
-            if self.on_progress:
-                self.on_progress(tracker.counts)
-            progress = self.on_trial_start(i, spec) if self.on_trial_start else None
-            tracker.finish(i, run_trial_isolated(spec, str(out), data_dir and str(data_dir), device, WorkerContext(),
-                                                 progress))
-        tracker.counts.running = 0
+        todo = list(range(len(specs)))
+        while todo or tracker.waiting:
+            for i in todo:
+                tracker.counts.running = 1
+                if self.on_progress:
+                    self.on_progress(tracker.counts)
+                progress = self.on_trial_start(i, specs[i]) if self.on_trial_start else None
+                tracker.settle(i, run_trial_isolated(specs[i], str(out), data_dir and str(data_dir), device,
+                                                     WorkerContext(), progress))
+            tracker.counts.running = 0
+            if tracker.waiting:
+                if self.on_progress:
+                    self.on_progress(tracker.counts)
+                time.sleep(max(0.0, min(at for _, at in tracker.waiting.values()) - time.monotonic()))
+            todo = tracker.due()
         tracker.report([], force=True)
         return tracker.collected()
 
@@ -276,11 +316,17 @@ class LocalPoolExecutor:
         suspects: set[int] = set()  # in flight when a worker died: re-run one at a time to find the culprit
         pool = self._pool()
         try:
-            while queue or in_flight:
+            while queue or in_flight or tracker.waiting:
+                if not queue and len(in_flight) < self.workers:
+                    queue.extend(tracker.due())  # the others are out: try the waiting ones again
                 while queue and len(in_flight) < (1 if suspects else self.workers):
                     i = queue.popleft()
                     in_flight[pool.submit(_pool_task, specs[i], str(out), data_dir and str(data_dir), device, ctx)] = i
-                done, _ = cf.wait(in_flight, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                if in_flight:
+                    done, _ = cf.wait(in_flight, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                else:  # only trials waiting for another process are left
+                    time.sleep(POLL_S)
+                    done = set()
                 crashed = []
                 for fut in done:
                     i = in_flight.pop(fut)
@@ -292,13 +338,13 @@ class LocalPoolExecutor:
                     except Exception as exc:  # noqa: BLE001 - e.g. a spec that cannot be sent to the worker
                         result = failed_trial(specs[i], f"worker failed: {type(exc).__name__}: {one_line(exc)}", out)
                     suspects.discard(i)
-                    tracker.finish(i, result)
+                    tracker.settle(i, result)
                 if crashed:  # the pool is broken: every trial still in flight died with it
                     for fut in cf.wait(in_flight).done:
                         i = in_flight.pop(fut)
                         if fut.exception() is None:
                             suspects.discard(i)
-                            tracker.finish(i, fut.result())
+                            tracker.settle(i, fut.result())
                         else:
                             crashed.append(i)
                     for i in crashed:
@@ -393,7 +439,14 @@ class RayExecutor:
         refs = {task.remote(spec, out_abs, data_abs, device, ctx): i for i, spec in enumerate(specs)}
         pending = list(refs)
         try:
-            while pending:
+            while pending or tracker.waiting:
+                for i in tracker.due():  # claimed elsewhere: try again
+                    ref = task.remote(specs[i], out_abs, data_abs, device, ctx)
+                    refs[ref] = i
+                    pending.append(ref)
+                if not pending:
+                    time.sleep(POLL_S)
+                    continue
                 done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
                 for ref in done:
                     i = refs[ref]
@@ -403,7 +456,7 @@ class RayExecutor:
                         cause = getattr(exc, "cause", None) or exc
                         result = failed_trial(specs[i], f"ray task failed: {type(cause).__name__}: "
                                               f"{one_line(cause)[:300]}", out)
-                    tracker.finish(i, result)
+                    tracker.settle(i, result)
                 tracker.report([refs[r] for r in pending])
         except BaseException:
             for ref in pending:

@@ -126,9 +126,11 @@ def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: s
 
     runs = Path(out) / "runs"
     try:
-        with TrialLocks(runs / s.run_id for s in specs):
-            train_packed([s.config for s in specs], out_dir=runs, data_dir=data_dir, device=device, resume=True,
-                         variants=[s.variant for s in specs], suite=specs[0].suite, progress=progress)
+        with TrialLocks(runs / s.run_id for s in specs) as claims:
+            mine = [s for s, held in zip(specs, claims.held) if held]  # runs another live process holds: its job
+            if mine:
+                train_packed([s.config for s in mine], out_dir=runs, data_dir=data_dir, device=device, resume=True,
+                             variants=[s.variant for s in mine], suite=mine[0].suite, progress=progress)
         return ""
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         return one_line(exc)

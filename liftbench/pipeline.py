@@ -6,8 +6,12 @@ suites call these functions; nothing here prints (progress goes through the ``pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import random
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,10 +30,11 @@ from liftbench.data.normalize import compute_stats, stats_from_state
 from liftbench.data.windows import build_table
 from liftbench.errors import CheckpointError, ConfigError
 from liftbench.evaluate import Predictions, check_coverage, predict_sequences, score
-from liftbench.models import LIFTERS, Lifter, NormStats, create_lifter, trainable_parameters
+from liftbench.models import LIFTERS, Lifter, NormStats, create_lifter, lifter_contract, trainable_parameters
 from liftbench.results import (machine_info, provenance, read_rows, rows_frame, write_json_atomic, write_rows,
                                write_text_atomic)
-from liftbench.train import CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint
+from liftbench.train import (CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint,
+                             load_model_weights)
 
 DEFAULT_RUNS_DIR = Path("results") / "runs"
 RUN_META = "run.json"
@@ -119,6 +124,7 @@ class TrainOutcome:
     run_id: str
     state: TrainState
     skipped: bool  # the run was already complete
+    stale_dir: Path | None = None  # where a run trained on other data was moved before retraining
 
 
 def run_directory(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> Path:
@@ -158,14 +164,7 @@ def prepare_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, dat
     config = cfg.to_dict()
     ckpt_path = run_dir / CHECKPOINT
     meta_path = run_dir / RUN_META
-    if meta_path.is_file() and ckpt_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("state") == "done" and meta.get("config_hash") == cfg.config_hash():
-            return TrainOutcome(run_dir, cfg.run_id, TrainState(epoch=cfg.resolved_train().epochs, finished=True),
-                                skipped=True)
-    if ckpt_path.exists() and not resume:
-        raise CheckpointError(f"{run_dir} already holds an unfinished run; pass --resume to continue it, "
-                              "or choose another --out.")
+    old_meta = read_run_meta(run_dir) if meta_path.exists() else None
     dev = resolve_device(device)
     train_cfg = cfg.resolved_train()
     # The training data depend on the data config, and on the seed only through the training noise.
@@ -174,10 +173,22 @@ def prepare_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, dat
         data, stats, table = cache[key]
     else:
         data = prepare_data(cfg, data_dir)
-        stats = compute_stats(data.train)
-        table = build_table(data.train, stats)
+        rep = lifter_contract(cfg.model, **cfg.model_params).representation  # what the lifter reads and writes
+        stats = compute_stats(data.train, rep)
+        table = build_table(data.train, stats, rep)
         if cache is not None:
             cache[key] = (data, stats, table)
+    stale = None
+    if ckpt_path.exists():  # found again by its config hash: reuse only if its data are the same data
+        old_fingerprint = str((old_meta or {}).get("dataset_fingerprint") or "unknown")
+        if old_fingerprint != data.dataset.fingerprint():
+            stale = set_aside_stale_run(run_dir, old_fingerprint, data.dataset.fingerprint())
+        elif old_meta.get("state") == "done" and old_meta.get("config_hash") == cfg.config_hash():
+            return TrainOutcome(run_dir, cfg.run_id, TrainState(epoch=cfg.resolved_train().epochs, finished=True),
+                                skipped=True)
+        elif not resume:
+            raise CheckpointError(f"{run_dir} already holds an unfinished run; pass --resume to continue it, "
+                                  "or choose another --out.")
     seed_everything(train_cfg.seed)
     model = create_lifter(cfg.model, **cfg.model_params)
     meta = {"run_id": cfg.run_id, "config_hash": cfg.config_hash(), "model": cfg.model,
@@ -185,7 +196,8 @@ def prepare_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, dat
             "data_dir": str(data_dir) if data_dir else "", "dataset": data.dataset.name,
             "dataset_fingerprint": data.dataset.fingerprint(), "keypoints": data.dataset.keypoints,
             "trainable_parameters": trainable_parameters(model), "train_frames": table.n_frames,
-            "state": "running", **provenance(str(dev)), "machine": machine_info(str(dev))}
+            "state": "running", **provenance(str(dev)), "machine": machine_info(str(dev)),
+            **({"stale_run_moved_to": str(stale)} if stale else {})}
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", {"run_id": cfg.run_id, "config_hash": cfg.config_hash(), **config})
     write_text_atomic(run_dir / "config.toml", f"# resolved config of run {cfg.run_id}\n" + toml_dumps(config))
@@ -204,7 +216,61 @@ def finish_run(prepared: PreparedRun, state: TrainState) -> TrainOutcome:
     if state.finished:
         dev = str(prepared.device)
         write_json_atomic(run_dir / RUN_META, {**prepared.meta, "state": "done", "finished_utc": provenance(dev)["created_utc"]})
-    return TrainOutcome(run_dir, prepared.cfg.run_id, state, skipped=False)
+    stale = prepared.meta.get("stale_run_moved_to")
+    return TrainOutcome(run_dir, prepared.cfg.run_id, state, skipped=False, stale_dir=Path(stale) if stale else None)
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Fail before any work if ``path`` cannot become a writable directory: an existing file, a file on
+    the way, or a read-only parent. Creates nothing (the directory is made when something is written)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is an existing file" if probe == path else f"lies under {probe}, which is a file"
+        raise ConfigError(f"{option} {path} {what}; pass a directory.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: {probe} is not writable (read-only filesystem or no permission); "
+                          "choose a writable directory.")
+    return path
+
+
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    """A run directory's run.json as a dict; a truncated, non-JSON or non-object file is one line."""
+    path = Path(run_dir) / RUN_META
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); it was truncated or edited: delete the run "
+                              "directory and retrain it (or restore run.json).") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions.") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(meta).__name__}, not the run's record (an object); "
+                              "delete the run directory and retrain it (or restore run.json).")
+    return meta
+
+
+STALE_SUFFIX = ".stale-"
+
+
+def set_aside_stale_run(run_dir: Path, old_fingerprint: str, new_fingerprint: str) -> Path:
+    """The data behind a run changed since it was trained (another detector file, a re-prepared dataset):
+    move its files to ``<run_dir>.stale-<old fingerprint>`` (kept, never deleted) so that the run retrains
+    from scratch on the current data. Claim files (``.lock*``) stay: the caller holds them."""
+    base = run_dir.with_name(f"{run_dir.name}{STALE_SUFFIX}{old_fingerprint}")
+    target, n = base, 1
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
+    target.mkdir(parents=True)
+    for entry in sorted(run_dir.iterdir()):
+        if not entry.name.startswith(".lock"):
+            os.replace(entry, target / entry.name)
+    write_json_atomic(target / "STALE.json", {"reason": "dataset fingerprint changed", "run_dir": str(run_dir),
+                                             "old_fingerprint": old_fingerprint, "new_fingerprint": new_fingerprint})
+    return target
 
 
 @dataclass
@@ -223,18 +289,22 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     if not run_dir.is_dir():
         raise CheckpointError(f"Run directory {run_dir} does not exist; pass a directory written by liftbench train.")
     ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    cfg = config_from_dict(ckpt["config"])
-    model = create_lifter(cfg.model, **cfg.model_params)
     try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{run_dir / CHECKPOINT} does not match model '{cfg.model}' of this liftbench "
-                              f"version ({str(exc).splitlines()[0]}); retrain the run.") from exc
-    meta_path = run_dir / RUN_META
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        cfg = config_from_dict(ckpt["config"], where=str(run_dir / CHECKPOINT))
+    except ConfigError as exc:  # a config this version cannot build: the checkpoint's problem, not the user's flags
+        raise CheckpointError(f"{run_dir / CHECKPOINT} holds a config this liftbench cannot use ({exc}); retrain "
+                              "the run.") from exc
+    model = create_lifter(cfg.model, **cfg.model_params)
+    load_model_weights(model, ckpt["model"], run_dir / CHECKPOINT)
+    meta = read_run_meta(run_dir) if (run_dir / RUN_META).exists() else {}
     state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], history=ckpt["history"],
                        finished=ckpt["finished"])
-    return LoadedRun(run_dir, model.to(resolve_device(device)), stats_from_state(ckpt["norm_stats"]), cfg, meta, state)
+    try:
+        stats = stats_from_state(ckpt["norm_stats"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{run_dir / CHECKPOINT} has damaged normalisation statistics ({exc!r}); delete the "
+                              "run directory and retrain it.") from exc
+    return LoadedRun(run_dir, model.to(resolve_device(device)), stats, cfg, meta, state)
 
 
 @dataclass
@@ -250,8 +320,12 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
                  save_predictions: bool = False, out: str | Path | None = None, device: str = "auto",
                  video_mean: bool = False, allow_unfinished: bool = False) -> EvalOutcome:
     """Score a trained run on its test split (or another dataset/keypoints), with optional input noise."""
-    if noise_sigma < 0:
-        raise ConfigError(f"--noise-sigma must be >= 0 pixels, got {noise_sigma}.")
+    if not (math.isfinite(noise_sigma) and noise_sigma >= 0):
+        raise ConfigError(f"--noise-sigma must be a finite number >= 0 pixels, got {noise_sigma}.")
+    if not 0 <= noise_seed < 2**63:
+        raise ConfigError(f"--noise-seed must be an integer in [0, 2**63), got {noise_seed}.")
+    if out is not None:
+        check_output_dir(out, "--results-dir")
     dev = resolve_device(device)
     run = load_run(run_dir, str(dev))
     if not run.state.finished and not allow_unfinished:
@@ -261,8 +335,16 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
     if data or keypoints:
         cfg = replace(cfg, data=replace(cfg.data, name=data or cfg.data.name, keypoints=keypoints or cfg.data.keypoints))
     prepared = prepare_data(cfg, data_dir if data_dir is not None else (run.meta.get("data_dir") or None))
+    trained_on = run.meta.get("dataset_fingerprint")
+    if not (data or keypoints or data_dir is not None) and trained_on and trained_on != prepared.dataset.fingerprint():
+        raise CheckpointError(f"The data behind run {run.run_dir} changed since it was trained (dataset fingerprint "
+                              f"{trained_on} then, {prepared.dataset.fingerprint()} now): retrain it (liftbench train "
+                              "with the same options moves the old run aside), or pass --data/--keypoints/--data-dir "
+                              "to score it on other data on purpose.")
     test = add_gaussian_noise(prepared.test, noise_sigma, noise_seed)
+    started = time.perf_counter()
     preds = predict_sequences(run.model, run.stats, test, dev)
+    inference_s = time.perf_counter() - started  # wall time of the whole test split (machine-dependent: card only)
     n_scored = check_coverage(prepared.test, preds)
     n_expected = sum(s.n_frames for s in prepared.test)
     ds = prepared.dataset
@@ -270,7 +352,8 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
              "variant": run.meta.get("variant", default_variant(cfg)), "seed": cfg.train.seed, "origin": "measured",
              "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "keypoints": ds.keypoints,
              "train_noise": cfg.data.train_noise, "test_noise": float(noise_sigma), "noise_seed": noise_seed,
-             "seq_len": run.model.window, "n_frames_expected": n_expected, "config_hash": cfg.config_hash(),
+             "seq_len": run.model.window, "alignment": run.model.contract.window.alignment if run.model.window > 1 else "frame",
+             "n_frames_expected": n_expected, "config_hash": cfg.config_hash(),
              **provenance(str(dev)), "status": "ok", "error": ""}
     rows = rows_frame([{**ident, **r} for r in score(preds, video_mean=video_mean)])
     out_dir = Path(out) if out else run.run_dir
@@ -285,7 +368,10 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
     else:
         rows_all = rows
     write_rows(results_path, rows_all)
-    card = protocol_card(run, cfg, ds, n_scored, n_expected, noise_sigma, noise_seed, dev, video_mean)
+    card = protocol_card(run, cfg, ds, n_scored, n_expected, noise_sigma, noise_seed, dev, video_mean,
+                         test_videos=[(s.subject, s.action, s.camera, s.n_frames) for s in prepared.test])
+    card["inference"] = {"frames": n_expected, "seconds": round(inference_s, 4), "device": str(dev),
+                         "threads": torch.get_num_threads(), "frames_per_s": round(n_expected / max(inference_s, 1e-9), 1)}
     write_json_atomic(out_dir / "protocol.json", card)
     if save_predictions:
         preds.save(out_dir / "predictions.npz")
@@ -293,10 +379,13 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
 
 
 def protocol_card(run: LoadedRun, cfg: ExperimentConfig, ds: PoseDataset, n_scored: int, n_expected: int,
-                  noise_sigma: float, noise_seed: int, dev: torch.device, video_mean: bool) -> dict[str, Any]:
+                  noise_sigma: float, noise_seed: int, dev: torch.device, video_mean: bool,
+                  test_videos: list[tuple[str, str, int, int]] | None = None) -> dict[str, Any]:
     from liftbench.data.skeleton import JOINT_NAMES
+    from liftbench.paper_match import recipe_differences, run_banner
+    from liftbench.testset import count_test_set
 
-    window = run.model.window
+    contract = run.model.contract
     return {
         "liftbench_protocol_version": provenance(str(dev))["protocol_version"],
         "run_id": cfg.run_id, "model": cfg.model, "model_params": cfg.model_params,
@@ -305,20 +394,23 @@ def protocol_card(run: LoadedRun, cfg: ExperimentConfig, ds: PoseDataset, n_scor
                     "test_subjects": list(cfg.data.test_subjects or ds.test_subjects), "subset": cfg.data.subset,
                     "notes": ds.notes[:50]},
         "joints_scored": list(JOINT_NAMES),
-        "root_handling": "3D root-centred on the Hip; the root is not predicted and enters every mean as an exact zero (17 joints)",
+        "root_handling": f"3D root-centred on the Hip; {contract.representation.root_handling} (17 joints)",
+        "representation": dataclasses.asdict(contract.representation),
+        "temporal": {"receptive_field": contract.window.size, "alignment": contract.window.alignment,
+                     "training_windows": contract.window.training, "training_targets": contract.window.targets},
         "alignment": {"mpjpe": "none (Protocol #1)", "p_mpjpe": "per-frame similarity Procrustes: rotation without reflection, uniform scale, translation (Protocol #2)",
                       "n_mpjpe": "per-frame optimal scale only"},
         "averaging": {"action": "frame-weighted within each action group (first word of the action name), over subjects, takes and cameras",
                       "action_mean": "unweighted mean over action groups (headline, as the papers)",
                       "frame_mean": "mean over all test frames",
                       **({"video_mean": "Hossain reference: mean of per-video means per group, then over groups"} if video_mean else {})},
-        "window_policy": (f"causal: frame t is predicted by the last output of the {window}-frame window ending at t; "
-                          "the first frames use windows padded by repeating the first frame") if window > 1
-                         else "single frame: each frame predicted on its own",
-        "test_time_augmentation": "none",
+        "window_policy": contract.window.describe(),
+        "test_time_augmentation": contract.test_time_augmentation,
         "noise": {"test_sigma_px": noise_sigma, "test_noise_seed": noise_seed, "train_sigma_px": cfg.data.train_noise,
                   "model": "i.i.d. Gaussian on 2D pixel coordinates, added before normalisation"},
         "frames": {"test_expected": n_expected, "test_scored": n_scored, "every_frame_exactly_once": n_scored == n_expected},
+        "test_set": count_test_set(test_videos or [], ds.name),  # videos/frames per group vs the official set
+        "recipe_banner": run_banner(recipe_differences(cfg)),  # None = the paper's data and recipe
         "seeds": {"train": cfg.train.seed, "noise": noise_seed},
         "training": {"epochs_done": run.state.epoch, "finished": run.state.finished},
         **provenance(str(dev)),

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from liftbench.errors import ConfigError
+from liftbench.errors import ConfigError, DataError
 
 
 def _fmt(v: float, digits: int = 1) -> str:
@@ -58,102 +58,7 @@ def joint_table(rows: pd.DataFrame) -> Table:
     return table
 
 
-_METHOD_OF_MODEL = {"seq2seq": "hossain2018", "mlp": "martinez2017"}  # which published method a lifter re-implements
-
-
-def _paper_columns(pub: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Published result sets as (label, rows): per-action sets if the baseline has any, else headline-only ones."""
-    keys = ["table", "method_id", "train_2d", "input_2d", "variant", "noise_sigma_px"]
-    groups = list(pub.groupby(keys, sort=False, dropna=False))
-    per_action = [(k, g) for k, g in groups if (g["slice_type"] == "action").any()]
-    chosen = per_action or groups
-    out = []
-    for (table, method, train_2d, input_2d, variant, sigma), g in chosen:
-        noise = f" σ{float(sigma):g}" if float(sigma or 0) else ""
-        extra = "" if variant in ("", "full") else f" {variant}"
-        out.append((f"{method}\n{table}\n({input_2d}{noise}){extra}", g))
-    return out
-
-
-def _matching_column(config: dict, columns: list[tuple[str, pd.DataFrame]]) -> int | None:
-    """The published set a liftbench configuration is compared with: same method, 2D input and noise."""
-    method = _METHOD_OF_MODEL.get(str(config["model"]))
-    want = "gt" if str(config["keypoints"]) == "gt" and not config["test_noise"] else (
-        "gt+noise" if str(config["keypoints"]) == "gt" else None)
-    for i, (_, g) in enumerate(columns):
-        r = g.iloc[0]
-        if method and r["method_id"] != method:
-            continue
-        if str(r["variant"]) not in ("full", str(config["variant"])):
-            continue
-        if want is None and not str(r["input_2d"]).startswith("gt") or (
-                want is not None and r["input_2d"] == want and float(r["noise_sigma_px"] or 0) == float(config["test_noise"])):
-            return i
-    return None
-
-
-def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
-                       variant: str | None = None) -> tuple[Table, list[str]]:
-    """liftbench per action group (mean over seeds, one column per model/variant/2D input/noise) beside the
-    published per-action results of ``paper``, with deltas to the matching published set.
-
-    Returns the table and notes (different datasets, no matching published set, ...)."""
-    from liftbench.baselines import load_baselines
-    from liftbench.results import read_rows
-
-    if metric not in ("mpjpe", "p_mpjpe"):
-        raise ConfigError(f"--metric must be mpjpe or p_mpjpe, got '{metric}'.")
-    ours = read_rows(Path(results))
-    ours = ours[(ours["metric"] == metric) & ours["slice_type"].isin(["action", "all"])
-                & (ours["status"].astype(str) == "ok")]
-    if variant:
-        ours = ours[ours["variant"].astype(str) == variant]
-    if ours.empty:
-        raise ConfigError(f"{results} has no '{metric}' rows{f' for variant {variant}' if variant else ''} to compare; "
-                          "run liftbench evaluate (or a suite) first, or check --variant.")
-    pub = load_baselines(paper)
-    pub = pub[pub["metric"] == metric]
-    if pub.empty:
-        raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric {'p_mpjpe' if metric == 'mpjpe' else 'mpjpe'}.")
-    notes = []
-    datasets = sorted(set(ours["dataset"].astype(str)))
-    if any(d != "h36m" for d in datasets):
-        notes.append(f"liftbench numbers are on {', '.join(datasets)}, the paper's on Human3.6M: the datasets differ, so "
-                     "per-action deltas are not a reproduction check (action groups may not even overlap).")
-    ours = ours.assign(test_noise=pd.to_numeric(ours["test_noise"], errors="coerce"))
-    config_keys = ["model", "variant", "keypoints", "test_noise"]
-    configs = [(dict(zip(config_keys, k)), g.groupby("slice")["value"].mean())  # mean over seeds
-               for k, g in ours.groupby(config_keys, sort=False)]
-    columns = _paper_columns(pub)
-    show_delta = len(configs) <= 3
-    if not show_delta:
-        notes.append(f"{len(configs)} liftbench configurations: pass --variant NAME to see deltas for one of them.")
-    table = Table(title=f"{METRIC_LABEL.get(metric, metric)} (mm): liftbench vs {paper} (published, origin: published)")
-    table.add_column("action group", no_wrap=True)
-    for cfg, _ in configs:
-        noise = f" σ{cfg['test_noise']:g}" if cfg["test_noise"] else ""
-        table.add_column(f"liftbench\n{cfg['variant']}\n({cfg['keypoints']}{noise})", justify="right", style="bold")
-    for label, _ in columns:
-        table.add_column(label, justify="right")
-    matches = [_matching_column(cfg, columns) if show_delta else None for cfg, _ in configs]
-    for (cfg, _), m in zip(configs, matches):
-        if show_delta:
-            table.add_column(f"Δ {cfg['variant']}" + ("\nvs " + " ".join(columns[m][0].split("\n")[0::2])
-                                                      if m is not None else ""), justify="right")
-            if m is None:
-                notes.append(f"no published {paper} set matches liftbench {cfg['model']}/{cfg['variant']} on "
-                             f"{cfg['keypoints']} (noise {cfg['test_noise']:g} px): no delta shown.")
-    pub_values = [g.set_index("slice")["value"] for _, g in columns]
-    slices = sorted({s for _, v in configs for s in v.index} | {s for v in pub_values for s in v.index})
-    slices = [s for s in slices if s not in ("action_mean", "frame_mean", "video_mean")] + ["action_mean"]
-    for s in slices:
-        cells = [_fmt(v.get(s, np.nan)) for _, v in configs] + [_fmt(v.get(s, np.nan)) for v in pub_values]
-        if show_delta:
-            cells += [_fmt(v.get(s, np.nan) - pub_values[m].get(s, np.nan)) if m is not None else "—"
-                      for (_, v), m in zip(configs, matches)]
-        table.add_row("Avg" if s == "action_mean" else s, *cells)
-    table.caption = "Avg = unweighted mean over action groups; liftbench values are means over seeds"
-    return table, notes
+from liftbench.paper_compare import COMPARE_COLUMNS, compare_with_paper  # noqa: E402,F401  (re-exported)
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,20 +79,44 @@ def _mean_sd(sub: pd.DataFrame) -> str:
     return f"{r['mean']:.1f}{sd} (n={int(r['n'])})"
 
 
+#: what the suite report reads from summary.csv (written by ``runner.summarize``)
+SUMMARY_COLUMNS = ("variant", "seq_len", "test_noise", "metric", "slice_type", "slice", "mean", "sd", "n")
+
+
 def _load_suite_files(directory: Path):
-    from liftbench.results import read_rows
+    """results.csv, summary.csv and manifest.json of a suite directory, each checked for what the report
+    reads: a missing column or a malformed manifest is one line naming the file (never a KeyError)."""
+    from liftbench.results import ROW_COLUMNS, read_rows
     import json
 
     directory = Path(directory)
     manifest_path = directory / "manifest.json"
     if not (directory / "summary.csv").exists() or not manifest_path.exists():
         raise ConfigError(f"{directory} is not a suite directory (no summary.csv / manifest.json); run a suite first.")
-    rows = read_rows(directory / "results.csv")
-    summary = pd.read_csv(directory / "summary.csv", keep_default_na=False, na_values=["nan", "NaN"])
+    rows = read_rows(directory / "results.csv", required=ROW_COLUMNS)
+    summary_path = directory / "summary.csv"
+    try:
+        summary = pd.read_csv(summary_path, keep_default_na=False, na_values=["nan", "NaN"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{summary_path} is not a readable CSV ({' '.join(str(exc).split())}); re-run the suite "
+                        "to rebuild it.") from exc
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise DataError(f"{summary_path} is not a liftbench summary: missing column(s) {', '.join(missing)}; "
+                        "re-run the suite to rebuild it.")
     for c in ("mean", "sd", "n", "ci95_low", "ci95_high"):  # sd/CI of a single seed are written as empty cells
         if c in summary:
             summary[c] = pd.to_numeric(summary[c], errors="coerce")
-    return rows, summary, json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{manifest_path} is not valid JSON ({exc}); re-run the suite to rebuild it.") from exc
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("variant"), str)
+                                             and isinstance(r.get("run_id"), str) and "seed" in r for r in runs):
+        raise DataError(f"{manifest_path} is not a liftbench suite manifest (needs a 'runs' list with each run's "
+                        "run_id, variant and seed); re-run the suite to rebuild it.")
+    return rows, summary, manifest
 
 
 def headline_frame(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -198,41 +127,71 @@ def headline_frame(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return s
 
 
+def suite_banner_of(directory: Path, rows: pd.DataFrame, manifest: dict) -> str | None:
+    """The recipe banner of a suite directory (``paper_match.suite_banner``: preset and data)."""
+    from liftbench.paper_match import suite_banner
+
+    datasets = sorted(set(rows["dataset"].astype(str))) if len(rows) else [""]
+    banners = [suite_banner(str(manifest.get("suite", "")), str(manifest.get("preset", "")), d) for d in datasets]
+    return next((b for b in banners if b), None)
+
+
 def suite_tables(directory: Path) -> tuple[list[Table], str]:
     """Rich tables and the Markdown text of a suite report."""
+    from liftbench.paper_match import reproduced_table
+
     rows, summary, manifest = _load_suite_files(directory)
     suite = manifest.get("suite", "")
+    preset = manifest.get("preset", "")
     metrics = HEADLINE_METRICS.get(suite, ["mpjpe", "p_mpjpe"])
     head = headline_frame(summary, metrics)
+    video = headline_frame(summary[summary["slice"].astype(str) == "video_mean"].assign(slice="action_mean"), metrics[:1])
     variants = list(dict.fromkeys(r["variant"] for r in manifest["runs"]))
-    tables, md = [], [f"# liftbench suite report: {suite} ({manifest.get('preset', '')})", "",
+    banner = suite_banner_of(directory, rows, manifest)
+    table_name = reproduced_table(suite, preset)
+    tables, md = [], [f"# liftbench suite report: {suite} ({preset})", "",
+                      *([f"**{banner}**", ""] if banner else []),
+                      *([f"Reproduces: {table_name}.", ""] if table_name else []),
                       f"Directory: `{directory}`. Values: mean ± sd over seeds (n) of the action-group average "
-                      "(unweighted mean over action groups, every test frame scored exactly once).", ""]
-    paper = _paper_values(suite)
+                      "(unweighted mean over action groups, frame-weighted within a group, every test frame scored "
+                      "exactly once); 'video-weighted' = mean of per-video means within a group (Hossain's weighting).", ""]
+    paper = _paper_lookup(suite, rows, summary, Path(directory))
     conditions = head[["variant", "seq_len", "test_noise"]].drop_duplicates()
     conditions["order"] = conditions["variant"].map({v: i for i, v in enumerate(variants)})
     conditions = conditions.sort_values(["order", "seq_len", "test_noise"])
     ref = head[head["variant"] == "full"] if suite == "ablation" else None
     table = Table(title=f"{suite}: headline metrics (mm; {rows['dataset'].iloc[0] if len(rows) else ''})")
     cols = ["variant", "seq_len", "noise px"] + [METRIC_LABEL.get(m, m) for m in metrics]
+    cols += [f"{METRIC_LABEL.get(metrics[0], metrics[0])} video-weighted"]
     if ref is not None:
         cols += ["Δ P1 vs full"]
     if paper is not None:
-        cols += ["paper H36M (Δ)" if suite == "ablation" else "paper (H36M)"]
+        cols += ["paper H36M (same setting only)"]
     for c in cols:
         table.add_column(c, justify="left" if c == "variant" else "right")
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    paper_notes: list[str] = []
     for _, c in conditions.iterrows():
-        sel = head[(head["variant"] == c["variant"]) & (head["seq_len"] == c["seq_len"]) & (head["test_noise"] == c["test_noise"])]
+        def at(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[(frame["variant"] == c["variant"]) & (frame["seq_len"] == c["seq_len"])
+                         & (frame["test_noise"] == c["test_noise"])]
+        sel = at(head)
         cells = [c["variant"], f"{int(c['seq_len'])}", f"{c['test_noise']:g}"] + [_mean_sd(sel[sel["metric"] == m]) for m in metrics]
+        cells.append(_mean_sd(at(video)))
         if ref is not None:
             r = ref[(ref["metric"] == "mpjpe") & (ref["test_noise"] == c["test_noise"])]
             mine = sel[sel["metric"] == "mpjpe"]
             cells.append(f"{mine['mean'].iloc[0] - r['mean'].iloc[0]:+.1f}" if len(r) and len(mine) else "—")
         if paper is not None:
-            cells.append(paper(c))
+            cell, note = paper(c)
+            cells.append(cell)
+            if note:
+                paper_notes.append(note)
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
+    if paper_notes:
+        table.caption = "\n".join(dict.fromkeys(paper_notes))
+        md += [""] + [f"- {n}" for n in dict.fromkeys(paper_notes)]
     tables.append(table)
     if suite == "ablation":  # Table 4 is per action group too: P1 and P2, one row per variant
         clean = rows[(rows["status"].astype(str) == "ok")
@@ -243,46 +202,92 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
             tables.append(wide)
             md += ["", f"### {title} per action group (mean over seeds; Avg = unweighted mean over groups)", "",
                    *_table_markdown(wide)]
-    if suite == "ablation" and paper is not None:
-        table.caption = ("paper: Hossain & Little Table 4, computed with the evaluation bug that scored mostly the first "
-                         "frames of each video; the corrected full model is 58.25 mm P1 (baselines/hossain2018_corrected.csv)")
-        md += ["", f"Note: {table.caption}."]
-    md += ["", "Paper values are published Human3.6M numbers (baselines/), shown for orientation only; "
-           "they are not liftbench results and not comparable when the dataset differs.", ""]
+    claims = claim_table(rows, suite)
+    if claims is not None:
+        from liftbench.claims import SEEDS_FORMULA
+
+        tables.append(claims)
+        md += ["", "### Claim checks (per-seed headline values, 95 % t-intervals)", "", *_table_markdown(claims), "",
+               f"Seeds needed: {SEEDS_FORMULA}. Paired t when both sides share seeds, else Welch."]
+    md += ["", "Paper values are published Human3.6M numbers (baselines/), shown only beside a measured value of the "
+           "same setting (2D source, averaging, window, alignment, TTA); they are not liftbench results.", ""]
     errors = rows[rows["status"].astype(str) == "error"]
     if len(errors):
         md += ["## Failed runs", ""] + [f"- {r.variant} seed {r.seed}: {r.error}" for r in errors.itertuples()] + [""]
     return tables, "\n".join(md)
 
 
-def _paper_values(suite: str):
-    """A function condition -> published value string, for suites with a paper table."""
-    try:
-        from liftbench.baselines import load_baselines
-    except ImportError:
+def claim_table(rows: pd.DataFrame, suite: str) -> Table | None:
+    """The paper's claims this suite can test (``liftbench.claims``), one row each; None if there are none."""
+    from liftbench.claims import CLAIM_HEADERS, check_claims, claim_cells
+
+    results = check_claims(rows, suite)
+    if not results:
         return None
+    table = Table(title=f"{suite}: the paper's claims against the measured seeds")
+    for h in CLAIM_HEADERS:
+        table.add_column(h, overflow="fold", justify="right" if h in ("paper Δ", "seeds a/b") else "left")
+    for r in results:
+        table.add_row(*claim_cells(r))
+    return table
+
+
+def _paper_lookup(suite: str, rows: pd.DataFrame, summary: pd.DataFrame, directory: Path):
+    """A function condition -> (cell, note) for suites with a published table (the suite's ``baseline``):
+    the published headline of the same setting beside ours with the same averaging, flagged if buggy;
+    otherwise '—' and a note saying which setting differs."""
+    from liftbench import paper_match as PM
+    from liftbench.baselines import load_baselines
+    from liftbench.errors import LiftbenchError
+    from liftbench.paper_compare import _corrected_value, _method_of, _tta_of_run
+    from liftbench.suites import load_suite
+
     try:
-        if suite == "ablation":
-            pub = load_baselines("hossain2018_table4")
-            def lookup(c):
-                sel = pub[pub["variant"] == c["variant"]]
-                if not len(sel):
-                    return "—"
-                delta = pd.to_numeric(sel["delta"], errors="coerce").iloc[0]
-                return f"{sel['value'].iloc[0]:.1f} P1" + (f" ({delta:+.1f})" if delta == delta and delta else "")
-            return lookup
-        if suite == "noise":
-            pub = load_baselines("hossain2018_table3_noise")
-            def lookup(c):
-                method = "Martinez" if c["variant"] == "mlp" else "Hossain"
-                sel = pub[pub["method_id"].astype(str).str.lower().str.startswith(method.lower())
-                          & (pub["train_2d"].astype(str) == "gt") & pub["input_2d"].isin(["gt", "gt+noise"])
-                          & (pd.to_numeric(pub["noise_sigma_px"], errors="coerce") == c["test_noise"])]
-                return f"{sel['value'].iloc[0]:.1f} (P2)" if len(sel) else "—"
-            return lookup
-    except Exception:  # noqa: BLE001 - a missing/changed baseline file must not break a report
+        key = load_suite(suite).baseline
+        pub = load_baselines(key) if key else None
+    except LiftbenchError:
         return None
-    return None
+    if pub is None or pub.empty:
+        return None
+    pub = pub[(pub["slice"] == "action_mean") & pub["metric"].isin(HEADLINE_METRICS.get(suite, ["mpjpe"]))]
+    ablations = frozenset(str(v) for v in pub["variant"].unique() if str(v) not in ("", "full"))
+    summ = summary.copy()
+    for col in ("seq_len", "test_noise"):
+        summ[col] = pd.to_numeric(summ[col], errors="coerce")
+    ok = rows[rows["status"].astype(str) == "ok"]
+
+    def lookup(c) -> tuple[str, str]:
+        mine_rows = ok[(ok["variant"].astype(str) == c["variant"])
+                       & (pd.to_numeric(ok["seq_len"], errors="coerce") == c["seq_len"])]
+        if mine_rows.empty:
+            return "—", ""
+        r0 = mine_rows.iloc[0]
+        model = str(r0["model"])
+        setting = PM.MeasuredSetting(
+            _method_of(model), str(r0["dataset"]), str(r0["keypoints"]), float(pd.to_numeric(r0["train_noise"], errors="coerce") or 0),
+            float(c["test_noise"]), int(c["seq_len"]),
+            str(r0.get("alignment", "") or ("frame" if int(c["seq_len"]) == 1 else "causal")),
+            _tta_of_run(directory / "results.csv", model, sorted(set(mine_rows["run_id"].astype(str)))), str(c["variant"]))
+        diffs = []
+        for _, p in pub.iterrows():
+            d = PM.setting_differences(setting, p, ablations)
+            if d:
+                diffs.append(d)
+                continue
+            _, headline, label = PM.measured_slices(p)
+            sel = summ[(summ["variant"] == c["variant"]) & (summ["seq_len"] == c["seq_len"])
+                       & (summ["test_noise"] == c["test_noise"]) & (summ["metric"] == p["metric"])
+                       & (summ["slice"].astype(str) == headline)]
+            mine = float(sel["mean"].iloc[0]) if len(sel) else float("nan")
+            proto = "P1" if p["metric"] == "mpjpe" else "P2"
+            paper_delta = pd.to_numeric(pd.Series([p.get("delta", "")]), errors="coerce").iloc[0]
+            flag = PM.bug_flag(p, _corrected_value(p, p["metric"]))
+            cell = (f"{p['value']:.1f} {proto}" + (f" (paper Δ {paper_delta:+.1f})" if paper_delta == paper_delta and paper_delta else "")
+                    + f"; ours {_fmt(mine)} {label.split(' (')[0]}, Δ {_fmt(mine - p['value'])}" + (" ⚠" if flag else ""))
+            return cell, (f"{p['table']} {p['paper_label']}: {flag}" if flag else "")
+        closest = min(diffs, key=len) if diffs else ["no published value"]
+        return "— (setting differs)", f"{c['variant']}: no published value of the same setting ({'; '.join(closest)})"
+    return lookup
 
 
 def suite_plots(directory: Path) -> list[Path]:
@@ -349,8 +354,12 @@ def suite_plots(directory: Path) -> list[Path]:
     for run in manifest["runs"]:
         log = root / run["run_id"] / "metrics.jsonl"
         if log.exists():
-            recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            if recs and "test_mpjpe" in recs[0]:
+            try:
+                recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise DataError(f"{log} is not a liftbench metrics log ({exc}); delete it (it is rewritten at the "
+                                "next checkpoint) or retrain the run.") from exc
+            if recs and all(isinstance(r, dict) and "test_mpjpe" in r and "epoch" in r for r in recs):
                 ax.plot([r["epoch"] for r in recs], [r["test_mpjpe"] for r in recs], marker=".",
                         label=f"{run['variant']} s{run['seed']}" + (f" {run['axis_value']}" if run.get("axis_key") else ""))
                 drawn += 1
@@ -374,6 +383,10 @@ def render_suite(directory: Path, console) -> list[Path]:
     from liftbench.results import write_text_atomic
 
     tables, md = suite_tables(Path(directory))
+    rows, _, manifest = _load_suite_files(Path(directory))
+    banner = suite_banner_of(Path(directory), rows, manifest)
+    if banner:
+        console.print(f"[bold yellow]{banner}[/]", soft_wrap=True)
     for t in tables:
         console.print(t)
     plots = suite_plots(Path(directory))

@@ -7,7 +7,9 @@ crash or kill leaves either the old file or the new one, never a partial row.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -26,7 +28,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     # identity
     "run_id", "suite", "model", "variant", "seed", "origin",
     # conditions
-    "dataset", "dataset_fingerprint", "keypoints", "train_noise", "test_noise", "noise_seed", "seq_len",
+    "dataset", "dataset_fingerprint", "keypoints", "train_noise", "test_noise", "noise_seed", "seq_len", "alignment",
     # measurement
     "metric", "slice_type", "slice", "averaging", "value", "unit", "higher_is_better",
     # coverage
@@ -43,14 +45,44 @@ KEY_COLUMNS: tuple[str, ...] = ("suite", "model", "variant", "seed", "dataset", 
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename. On any failure (disk full, read-only filesystem,
+    a kill) the temp file is removed, so a full disk is not left fuller, and an ``OutputError`` names
+    the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_output(path, tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, tmp: Path):
+    """Around writing ``tmp`` and renaming it to ``path``: create the directory, and on failure remove
+    ``tmp`` and turn an ``OSError`` into a one-line ``OutputError`` naming ``path`` and the fix."""
+    from liftbench.errors import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"Could not write {path}: {exc.strerror or exc}; {_output_fix(exc)}.") from exc
+        raise
+
+
+def _output_fix(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free disk space (nothing partial was left behind) and re-run the same command"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "choose a writable output directory (--out)"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return "a file stands where a directory belongs (or the reverse): choose another output path"
+    return "check the output path and re-run"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -86,7 +118,13 @@ def append_rows(path: Path, rows: list[dict[str, Any]] | pd.DataFrame) -> Path:
     return write_rows(path, new)
 
 
-def read_rows(path: Path) -> pd.DataFrame:
+#: columns every reader of a results file relies on (``status`` tells measured values from failed runs)
+REQUIRED_COLUMNS: tuple[str, ...] = ("metric", "slice_type", "slice", "value", "status")
+
+
+def read_rows(path: Path, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
+    """A results CSV as strings plus a numeric ``value``; a missing ``required`` column is a one-line
+    ``DataError`` naming the file (readers pass the columns they use, e.g. ``ROW_COLUMNS``)."""
     from liftbench.errors import DataError
 
     path = Path(path)
@@ -94,11 +132,12 @@ def read_rows(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} does not exist; pass a results.csv written by liftbench.")
     try:
         df = pd.read_csv(path, keep_default_na=False, na_values=[])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{path} is not a readable CSV ({' '.join(str(exc).split())}).") from exc
-    missing = [c for c in ("metric", "slice_type", "slice", "value") if c not in df.columns]
+    missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(f"{path} is not a liftbench results file: missing column(s) {', '.join(missing)}.")
+        raise DataError(f"{path} is not a liftbench results file: missing column(s) {', '.join(missing)}; "
+                        "pass a results.csv written by liftbench evaluate or a suite (or re-run it).")
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     return df
 

@@ -1,15 +1,19 @@
 """Run a suite: train/evaluate every spec (skipping finished work), merge rows, summarise.
 
-Every trial writes only its own run directory (``<out>/runs/<run_id>/``); the suite's
-``results.csv`` and ``summary.csv`` are rebuilt afterwards from those directories, so a killed suite
-loses at most the unfinished epoch of one run, and re-running it trains nothing that is done.
+Every trial writes only its own run directory (``<out>/runs/<run_id>/``), holding its exclusive
+claim (``locks.TrialLocks``) while it trains and evaluates; a trial claimed by another live process
+comes back as *waiting* (``TrialResult.waiting_for``) and the executor retries it after the others,
+so it is picked up once done (or taken over, and resumed from its checkpoint, if its owner died).
+The suite's ``results.csv`` and ``summary.csv`` are rebuilt afterwards, under the suite directory's
+lock, from this process's trials and from the run directories of every concurrent suite session
+(``suite_files``), so a killed suite loses at most the unfinished epoch of one run, re-running it
+trains nothing that is done, and two suites writing one directory never lose each other's rows.
 A trial that fails becomes error rows with its one-line reason; the others still run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,8 +24,8 @@ import pandas as pd
 from liftbench.errors import ConfigError, LiftbenchError, one_line
 from liftbench.locks import LOCK_FILE, TrialLocks, is_running
 from liftbench.pipeline import RUN_META, evaluate_run, resolve_device, train_run
-from liftbench.results import (KEY_COLUMNS, PROTOCOL_VERSION, read_rows, rows_frame, write_json_atomic,
-                               write_rows)
+from liftbench.results import KEY_COLUMNS, PROTOCOL_VERSION, read_rows, rows_frame, write_rows, write_text_atomic
+from liftbench.suite_files import SuiteSession, spec_key
 from liftbench.suites import RunSpec
 from liftbench.train import CHECKPOINT
 
@@ -41,6 +45,7 @@ class TrialResult:
     trained: bool
     evaluated: int
     error: str = ""
+    waiting_for: str = ""  # 'host pid N' of the live process holding the run's claim: not run here, retry later
 
 
 def _has_condition(rows: pd.DataFrame, sigma: float) -> bool:
@@ -54,12 +59,21 @@ def _has_condition(rows: pd.DataFrame, sigma: float) -> bool:
 
 def run_trial(spec: RunSpec, out: Path, data_dir: str | Path | None = None, device: str = "auto",
               progress: Any = None) -> TrialResult:
-    """Train (or resume, or skip) one spec and evaluate it under every test condition of the suite."""
+    """Train (or resume, or skip) one spec and evaluate it under every test condition of the suite.
+
+    Only while holding the run's claim; a run claimed by another live process is left alone and
+    comes back with ``waiting_for`` set (no rows, not an error)."""
     runs = Path(out) / "runs"
     run_dir = runs / spec.run_id
     try:
-        with TrialLocks([run_dir]):
-            return _train_and_evaluate(spec, run_dir, runs, data_dir, device, progress)
+        with TrialLocks([run_dir]) as claim:
+            if not claim.held[0]:
+                return TrialResult(spec, rows_frame([]), trained=False, evaluated=0, waiting_for=claim.owner(0))
+            result = _train_and_evaluate(spec, run_dir, runs, data_dir, device, progress)
+            if claim.lost:
+                raise LiftbenchError(f"{run_dir}: another process took this run's claim over while it ran (its "
+                                     "heartbeat looked stale); re-run the suite to check the run")
+            return result
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         record_failure(out, spec, one_line(exc))
         return TrialResult(spec, error_rows(spec, one_line(exc)), trained=False, evaluated=0, error=one_line(exc))
@@ -74,13 +88,19 @@ def _train_and_evaluate(spec: RunSpec, run_dir: Path, runs: Path, data_dir, devi
     evaluated = 0
     for sigma in spec.test_noise:
         if not _has_condition(existing, sigma):
-            evaluate_run(run_dir, data_dir=data_dir, noise_sigma=sigma, noise_seed=NOISE_SEED, device=device)
+            evaluate_run(run_dir, data_dir=data_dir, noise_sigma=sigma, noise_seed=NOISE_SEED, device=device,
+                         video_mean=True)  # both averagings: reports use the one a published number used
             evaluated += 1
-    rows = read_rows(results_path)
-    rows = rows[pd.to_numeric(rows["test_noise"], errors="coerce").isin(spec.test_noise)].copy()
-    rows["suite"], rows["variant"] = spec.suite, spec.variant
+    rows = condition_rows(spec, read_rows(results_path), spec.test_noise)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
-    return TrialResult(spec, rows_frame(rows), trained=not outcome.skipped, evaluated=evaluated)
+    return TrialResult(spec, rows, trained=not outcome.skipped, evaluated=evaluated)
+
+
+def condition_rows(spec: RunSpec, rows: pd.DataFrame, sigmas) -> pd.DataFrame:
+    """A run directory's rows of these test conditions, labelled with the spec's suite and variant."""
+    rows = rows[pd.to_numeric(rows["test_noise"], errors="coerce").isin(list(sigmas))].copy()
+    rows["suite"], rows["variant"] = spec.suite, spec.variant
+    return rows_frame(rows)
 
 
 def record_failure(out: Path, spec: RunSpec, message: str) -> None:
@@ -106,19 +126,11 @@ def error_rows(spec: RunSpec, message: str) -> pd.DataFrame:
 
 def trial_status(spec: RunSpec, out: Path) -> str:
     """done | trained | running | failed | interrupted | pending, from the run directory alone (works while a
-    suite runs, on any executor: a trial holds ``.lock`` with its host and pid while it runs)."""
+    suite runs, on any executor: a trial holds its claim ``.lock`` with its host and pid while it runs)."""
     run_dir = Path(out) / "runs" / spec.run_id
-    meta_path = run_dir / RUN_META
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            meta = {}
-        if meta.get("state") == "done":
-            rows_path = run_dir / "results.csv"
-            if rows_path.exists() and all(_has_condition(read_rows(rows_path), s) for s in spec.test_noise):
-                return "done"
-            return "trained"
+    if _trained(spec, out):
+        rows = _run_rows(run_dir)
+        return "done" if all(_has_condition(rows, s) for s in spec.test_noise) else "trained"
     if (run_dir / LOCK_FILE).exists():
         return "running" if is_running(run_dir) else "interrupted"
     if (run_dir / ERROR_FILE).exists():
@@ -126,11 +138,12 @@ def trial_status(spec: RunSpec, out: Path) -> str:
     return "interrupted" if (run_dir / CHECKPOINT).exists() else "pending"
 
 
-def write_manifest(directory: Path, specs: list[RunSpec], info: dict[str, Any]) -> None:
-    write_json_atomic(directory / "manifest.json", {
-        **info, "runs": [{"run_id": s.run_id, "variant": s.variant, "model": s.config.model, "seed": s.seed,
-                          "axis_key": s.axis_key, "axis_value": s.axis_value, "test_noise": list(s.test_noise),
-                          "config": s.config.to_dict()} for s in specs]})
+def _run_rows(run_dir: Path) -> pd.DataFrame:
+    """A run directory's results.csv (empty if missing or unreadable: the trial is then not done)."""
+    try:
+        return read_rows(run_dir / "results.csv") if (run_dir / "results.csv").is_file() else pd.DataFrame()
+    except LiftbenchError:
+        return pd.DataFrame()
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
@@ -157,12 +170,17 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
               executor: Any = None, pack: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, list[TrialResult]]:
     """Execute specs (in this process unless an executor is given), then merge and summarise.
 
-    ``pack`` > 1 (in this process only): runs sharing a ``packing.pack_signature`` first train up to
-    ``pack`` at a time as one stacked computation (the numbers of separate runs); then the trials run
-    as usual and find them trained (a failed pack leaves its members to train one by one)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    Returns this call's rows, their summary and one ``TrialResult`` per spec. The suite directory's
+    ``results.csv`` / ``summary.csv`` also hold the rows of suites running into it concurrently
+    (``suite_files``). ``pack`` > 1 (in this process only): runs sharing a ``packing.pack_signature``
+    first train up to ``pack`` at a time as one stacked computation (the numbers of separate runs);
+    then the trials run as usual and find them trained (a failed pack leaves its members to train one
+    by one)."""
+    from liftbench.executors import InProcessExecutor
+
     base_info = {"suite": specs[0].suite, "version": specs[0].suite_version} if specs else {}
-    write_manifest(directory, specs, {**base_info, **(info or {})})
+    session = SuiteSession(directory, specs, {**base_info, **(info or {})})
+    session.register()
     if pack > 1:
         packed = _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
         report = on_trial_end
@@ -171,22 +189,51 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
             result.trained = result.trained or (i in packed and not result.error)
             if report:
                 report(i, result)
-    if executor is not None:
-        results = executor.map(specs, out, data_dir, device, on_trial_end)
-    else:
-        results = []
-        for i, spec in enumerate(specs):
-            progress = on_trial_start(i, spec) if on_trial_start else None
-            result = run_trial(spec, out, data_dir, device, progress)
-            results.append(result)
-            if on_trial_end:
-                on_trial_end(i, result)
+    executor = executor if executor is not None else InProcessExecutor(on_trial_start=on_trial_start)
+    results = executor.map(specs, out, data_dir, device, on_trial_end)
     rows = merge_results(results)
+    session.finish(lambda every: write_suite_files(directory, suite_rows(every, results, out)))
+    return rows, summarize(rows), results
+
+
+def write_suite_files(directory: Path, rows: pd.DataFrame) -> None:
+    """results.csv and summary.csv of a suite directory, each replaced atomically."""
     write_rows(directory / "results.csv", rows)
-    summary = summarize(rows)
-    summary.to_csv(directory / "summary.csv.tmp", index=False, float_format="%.6g")
-    os.replace(directory / "summary.csv.tmp", directory / "summary.csv")
-    return rows, summary, results
+    write_text_atomic(directory / "summary.csv", summarize(rows).to_csv(index=False, float_format="%.6g"))
+
+
+def suite_rows(specs: list[RunSpec], results: list[TrialResult], out: Path) -> pd.DataFrame:
+    """Rows of every trial of the suite directory: this process's own results where it ran the trial,
+    else (trials and test conditions of concurrent sessions) what their run directories hold now:
+    complete conditions' rows, or error rows when the trial failed; nothing yet if it still runs
+    (its own session writes them when it finishes)."""
+    own = {spec_key(r.spec): r for r in results}
+    frames = []
+    for spec in specs:
+        mine = own.get(spec_key(spec))
+        if mine is not None:
+            frames.append(mine.rows)
+        extra = [s for s in spec.test_noise if mine is None or s not in mine.spec.test_noise]
+        if extra:
+            frames.append(_stored_rows(spec, extra, out))
+    frames = [f for f in frames if len(f)]
+    return rows_frame(pd.concat(frames, ignore_index=True)) if frames else rows_frame([])
+
+
+def _stored_rows(spec: RunSpec, sigmas: list[float], out: Path) -> pd.DataFrame:
+    run_dir = Path(out) / "runs" / spec.run_id
+    stored = _run_rows(run_dir) if _trained(spec, out) else pd.DataFrame()
+    done = [s for s in sigmas if _has_condition(stored, s)]
+    frames = [condition_rows(spec, stored, done)] if done else []
+    missing = [s for s in sigmas if s not in done]
+    if missing and (run_dir / ERROR_FILE).is_file() and not (run_dir / LOCK_FILE).exists():
+        try:
+            message = " ".join((run_dir / ERROR_FILE).read_text().split()) or "failed"
+        except (OSError, UnicodeDecodeError):
+            message = "failed"
+        frames.append(error_rows(RunSpec(spec.suite, spec.suite_version, spec.variant, spec.config, tuple(missing),
+                                         spec.axis_key, spec.axis_value), message))
+    return rows_frame(pd.concat(frames, ignore_index=True)) if frames else rows_frame([])
 
 
 def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: str, executor: Any,
@@ -211,9 +258,10 @@ def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: s
 
 def _trained(spec: RunSpec, out: Path) -> bool:
     try:
-        return json.loads((Path(out) / "runs" / spec.run_id / RUN_META).read_text()).get("state") == "done"
+        meta = json.loads((Path(out) / "runs" / spec.run_id / RUN_META).read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and meta.get("state") == "done"
 
 
 def merge_results(results: list[TrialResult]) -> pd.DataFrame:

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from liftbench.config import config_from_dict
 from liftbench.errors import DataError
-from liftbench.locks import lock_age_s, read_lock
+from liftbench.locks import describe_owner, lock_age_s, read_lock
 from liftbench.runner import ERROR_FILE, trial_status
+from liftbench.suite_files import read_manifest
 from liftbench.suites import RunSpec
 
 
 def _specs_from_manifest(path: Path) -> tuple[str, Path, list[RunSpec]]:
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not a readable suite manifest ({exc}); re-run the suite to rewrite it.") from exc
-    specs = [RunSpec(manifest.get("suite", ""), int(manifest.get("version", 0)), r["variant"], config_from_dict(r["config"]),
-                     tuple(r["test_noise"]), r.get("axis_key", ""), r.get("axis_value")) for r in manifest["runs"]]
-    return f"{manifest.get('suite', path.parent.name)} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
+    """Title, suite directory and trials of a manifest (malformed: one-line ``DataError`` naming it)."""
+    manifest, specs = read_manifest(path)
+    return f"{manifest.get('suite') or path.parent.name} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
 
 
 def trial_note(run_dir: Path, state: str) -> str:
     """Where a running trial runs (host, pid) or why a failed one failed (its one-line reason)."""
     try:
         if state == "running":
-            lock, age = read_lock(run_dir) or {}, lock_age_s(run_dir)
+            age = lock_age_s(run_dir)
             beat = "" if age is None else f", lock refreshed {age:.0f} s ago"
-            return f"{lock.get('host', '?')} pid {lock.get('pid', '?')}{beat}"
+            return f"{describe_owner(read_lock(run_dir))}{beat}"
         if state == "failed":
             return (run_dir / ERROR_FILE).read_text().strip()
     except (OSError, ValueError):

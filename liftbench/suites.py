@@ -14,36 +14,41 @@ Suite file (``configs/suites/<name>.toml``)::
 
 Each run is keyed by its config hash, so a run shared by several suites trains once, finished runs
 are skipped and interrupted ones resume from their checkpoint.
+
+A suite is checked whole when it is loaded (and again when expanded): every key's type, every number
+finite, model names known, names safe as directory names. A bad file, like a bad ``--sigma`` or
+``--lengths`` range (``parse_range``), is one ``ConfigError`` naming the file or option and the key,
+raised before any run starts.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
+import math
+import numbers
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from liftbench.config import ExperimentConfig, resolve_config
-from liftbench.errors import ConfigError, UnknownNameError, unknown_name_message
+from liftbench.errors import ConfigError, UnknownNameError, one_line, unknown_name_message
 from liftbench.models import LIFTERS
+from liftbench.resources import shipped_path
 
 
-def shipped_suite_dir(package_root: Path | None = None, prefix: str | None = None) -> Path:
-    """Where the shipped suites are: ``configs/suites`` beside the package (a source checkout or an
-    editable install), else the copy a wheel installs under ``<prefix>/share/liftbench/configs/suites``
-    (``[tool.setuptools.data-files]`` in pyproject.toml)."""
-    beside = Path(package_root or Path(__file__).resolve().parent.parent) / "configs" / "suites"
-    if beside.is_dir():
-        return beside
-    return Path(prefix or sys.prefix) / "share" / "liftbench" / "configs" / "suites"
+def shipped_suite_dir() -> Path:
+    """The shipped suites, ``configs/suites`` (a wheel's packaged copy or the repository's; see
+    ``liftbench.resources``)."""
+    return shipped_path("configs/suites")
 
 
-SUITE_DIR = shipped_suite_dir()
 _SUITE_KEYS = {"name", "version", "description", "baseline", "test_noise", "variants", "axis", "presets",
-               "default_preset", "metrics", "plots"}
+               "default_preset", "metrics", "plots", "reproduces"}
 _VARIANT_KEYS = {"name", "model", "params", "train", "data"}
+_SECTIONS = ("model", "train", "data")
+MAX_RANGE_VALUES = 1000  # a sweep longer than this is a typo (0..1e6), not a benchmark
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,130 @@ class Suite:
 
 
 def suite_files(suite_dir: Path | None = None) -> dict[str, Path]:
-    directory = Path(suite_dir or SUITE_DIR)
+    directory = Path(suite_dir) if suite_dir is not None else shipped_suite_dir()
     return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # suite and preset names become directory names
+MAX_SUITE_BYTES = 1_000_000
+
+
+def _read_suite_toml(path: Path) -> dict[str, Any]:
+    """The parsed file; unreadable, oversized, binary or non-TOML content is one ConfigError naming it."""
+    try:
+        if path.stat().st_size > MAX_SUITE_BYTES:
+            raise ConfigError(f"Suite file {path} is larger than {MAX_SUITE_BYTES // 1000} kB; a suite is a short "
+                              "TOML file like configs/suites/ablation.toml.")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Suite file {path} is not UTF-8 text (binary content?); a suite is a TOML file like "
+                          "configs/suites/ablation.toml.") from exc
+    except OSError as exc:
+        raise ConfigError(f"Suite file {path} cannot be read ({exc.strerror or exc}).") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Suite file {path} is not valid TOML: {one_line(exc)}.") from exc
+
+
+def _is_number(value: Any) -> bool:
+    """int, float or a numpy scalar of either (from the Python API), never a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_value(value: Any, where: str, *, in_list: bool = False) -> None:
+    """A config value in a suite: a string, true/false, an integer, a finite float, or a list of those."""
+    if isinstance(value, list) and not in_list:
+        for item in value:
+            _check_value(item, where, in_list=True)
+    elif _is_number(value) and not math.isfinite(value):
+        raise ConfigError(f"{where} = {value}: must be a finite number; fix the value in the suite file.")
+    elif not (isinstance(value, (str, bool)) or _is_number(value)):
+        raise ConfigError(f"{where} holds a {type(value).__name__}; use a number, true/false, a string "
+                          "(or a list of those) in the suite file.")
+
+
+def _check_table(value: Any, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table ({what}), not {type(value).__name__} {value!r}.")
+    return value
+
+
+def _check_sections(body: Any, where: str) -> None:
+    """``{model|train|data: {key: value}}`` with every value checked."""
+    for section, values in _check_table(body, where, "sections model / train / data").items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"{where}: unknown section '{section}'; valid: {', '.join(_SECTIONS)}.")
+        for key, value in _check_table(values, f"{where}.{section}", "key = value pairs").items():
+            _check_value(value, f"{where}.{section}.{key}")
+
+
+def _validate(raw: dict[str, Any], path: Path) -> None:
+    """Types, finiteness and names of everything a suite file holds (one ConfigError naming file and key)."""
+    unknown = sorted(set(raw) - _SUITE_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_SUITE_KEYS))}.")
+    for key in ("name", "version", "variants"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing required key '{key}'.")
+    for key in ("name", "description", "baseline", "default_preset"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: '{key}' must be a string in quotes, not {raw[key]!r}.")
+    if not _NAME_RE.match(raw["name"]):
+        raise ConfigError(f"{path}: name {raw['name']!r} must be letters, digits, '_', '-' or '.' (it names a directory).")
+    version = raw["version"]
+    if not (isinstance(version, int) and not isinstance(version, bool) and version >= 1):
+        raise ConfigError(f"{path}: version must be a whole number >= 1 (e.g. version = 1), not {version!r}.")
+    noise = raw.get("test_noise", [0.0])
+    if not (isinstance(noise, list) and noise and all(_is_number(s) and math.isfinite(s) and s >= 0 for s in noise)):
+        raise ConfigError(f"{path}: test_noise must be a list of finite sigmas >= 0 in pixels (e.g. [0.0, 5.0]), "
+                          f"not {noise!r}.")
+    for key in ("metrics", "plots"):
+        if key in raw and not (isinstance(raw[key], list) and all(isinstance(m, str) for m in raw[key])):
+            raise ConfigError(f"{path}: '{key}' must be a list of strings, not {raw[key]!r}.")
+
+    variants = raw["variants"]
+    if not (isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants)):
+        raise ConfigError(f"{path}: variants must be one or more [[variants]] tables with name and model, "
+                          f"not {variants!r}.")
+    for i, v in enumerate(variants):
+        bad = sorted(set(v) - _VARIANT_KEYS)
+        if bad or not isinstance(v.get("name"), str) or not v["name"] or not isinstance(v.get("model"), str):
+            raise ConfigError(f"{path}: each [[variants]] needs name and model as strings (and may have params, "
+                              f"train, data); variant {i + 1} has {v!r}.")
+        LIFTERS.canonical(v["model"])
+        where = f"{path} variant '{v['name']}'"
+        _check_sections({s: v[k] for s, k in zip(_SECTIONS, ("params", "train", "data")) if k in v}, where)
+    names = [v["name"] for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: variant names must be unique, found {', '.join(sorted(names))}.")
+
+    axis = _check_table(raw.get("axis", {}), f"{path}: axis", "key and values")
+    if axis:
+        if set(axis) != {"key", "values"} or not isinstance(axis["key"], str) or not axis["key"]:
+            raise ConfigError(f"{path}: [axis] needs exactly key (a string such as \"model.seq_len\") and values.")
+        values = axis["values"]
+        if not (isinstance(values, list) and values):
+            raise ConfigError(f"{path}: axis.values must be a non-empty list, not {values!r}.")
+        for value in values:
+            _check_value(value, f"{path}: axis.values", in_list=True)
+
+    presets = _check_table(raw.get("presets", {}), f"{path}: presets", "presets.<name>.<all|model>.<section>")
+    for preset, body in presets.items():
+        if not _NAME_RE.match(preset):
+            raise ConfigError(f"{path}: preset name {preset!r} must be letters, digits, '_', '-' or '.'.")
+        for target, sections in _check_table(body, f"{path}: presets.{preset}", "all / <model> tables").items():
+            if target != "all":
+                LIFTERS.canonical(target)  # a misspelt model would silently apply to nothing
+            _check_sections(sections, f"{path}: presets.{preset}.{target}")
+    reproduces = _check_table(raw.get("reproduces", {}), f"{path}: reproduces", "preset = \"paper table\"")
+    for preset, table in reproduces.items():  # which paper table a preset reproduces (liftbench.paper_match)
+        if preset not in presets or not isinstance(table, str):
+            raise ConfigError(f"{path}: reproduces.{preset} must name a paper table (a string) for one of the presets "
+                              f"({', '.join(presets)}).")
+    default = raw.get("default_preset", "smoke")
+    if presets and default not in presets:
+        raise ConfigError(f"{path}: default_preset '{default}' is not one of the presets ({', '.join(presets)}).")
 
 
 def load_suite(name_or_path: str | Path, suite_dir: Path | None = None) -> Suite:
@@ -92,49 +219,53 @@ def load_suite(name_or_path: str | Path, suite_dir: Path | None = None) -> Suite
             raise UnknownNameError(unknown_name_message("suite", str(name_or_path), files))
         path = files[str(name_or_path)]
     if not path.is_file():
-        raise ConfigError(f"Suite file {path} does not exist.")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Suite file {path} is not valid TOML: {exc}.") from exc
-    unknown = sorted(set(raw) - _SUITE_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_SUITE_KEYS))}.")
-    for key in ("name", "version", "variants"):
-        if key not in raw:
-            raise ConfigError(f"{path}: missing required key '{key}'.")
-    for v in raw["variants"]:
-        bad = sorted(set(v) - _VARIANT_KEYS)
-        if bad or "name" not in v or "model" not in v:
-            raise ConfigError(f"{path}: each [[variants]] needs name and model (and may have params, train, data); "
-                              f"found {sorted(v)}.")
-    presets = tuple(raw.get("presets", {}))
-    return Suite(raw["name"], int(raw["version"]), raw.get("description", ""), path, raw, raw.get("baseline", ""),
-                 tuple(float(s) for s in raw.get("test_noise", [0.0])), presets, raw.get("default_preset", "smoke"))
+        raise ConfigError(f"Suite file {path} does not exist (or is not a file).")
+    raw = _read_suite_toml(path)
+    _validate(raw, path)
+    return Suite(raw["name"], raw["version"], raw.get("description", ""), path, raw, raw.get("baseline", ""),
+                 tuple(float(s) for s in raw.get("test_noise", [0.0])), tuple(raw.get("presets", {})),
+                 raw.get("default_preset", "smoke"))
 
 
-def parse_range(text: str, step: float | None = None, what: str = "--sigma") -> list[float]:
-    """'5..20' (with ``step``, default 5 for sigma), '0,5,10' or '7' -> sorted unique floats."""
+def _finite(text: str, what: str, whole: str) -> float:
+    value = float(text)  # ValueError: not a number, reported by the caller
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} '{whole}': every value must be a finite number, got {text.strip()}.")
+    return value
+
+
+def parse_range(text: str, step: float | None = None, what: str = "--sigma", *, minimum: float | None = None,
+                integer: bool = False) -> list[float]:
+    """'5..20' (with ``step``), '0,5,10' or '7' -> sorted unique floats, each finite, >= ``minimum`` and
+    whole if ``integer``; at most ``MAX_RANGE_VALUES`` of them. Checked before any work starts."""
     text = str(text).strip()
     try:
         if ".." in text:
             a_text, b_text = text.split("..", 1)
-            a, b = float(a_text), float(b_text)
+            a, b = _finite(a_text, what, text), _finite(b_text, what, text)
             if step is None:
                 raise ConfigError(f"{what} {text}: a range needs a step (e.g. --step 5).")
-            if step <= 0:
-                raise ConfigError(f"{what}: --step must be > 0, got {step:g}.")
+            if not (math.isfinite(step) and step > 0):
+                raise ConfigError(f"{what}: --step must be a finite number > 0, got {step:g}.")
             if b < a:
                 raise ConfigError(f"{what} {text}: the range end is below its start; write it as low..high.")
-            n = int(round((b - a) / step))
-            values = [a + i * step for i in range(n + 1) if a + i * step <= b + 1e-9]
+            n = math.floor((b - a) / step + 1e-9) + 1
+            if n > MAX_RANGE_VALUES:
+                raise ConfigError(f"{what} {text} with step {step:g} gives {n} values; at most {MAX_RANGE_VALUES}.")
+            values = [a + i * step for i in range(n) if a + i * step <= b + 1e-9]
         else:
-            values = [float(v) for v in text.split(",") if v.strip()]
+            values = [_finite(v, what, text) for v in text.split(",") if v.strip()]
     except ValueError as exc:
         raise ConfigError(f"{what} '{text}' is not a range: use a..b (with --step), a comma list like 0,5,10, "
                           "or one number.") from exc
     if not values:
         raise ConfigError(f"{what} '{text}' gives no values.")
+    if len(values) > MAX_RANGE_VALUES:
+        raise ConfigError(f"{what} '{text}' gives {len(values)} values; at most {MAX_RANGE_VALUES}.")
+    if minimum is not None and min(values) < minimum:
+        raise ConfigError(f"{what} '{text}': every value must be >= {minimum:g}, got {min(values):g}.")
+    if integer and any(v != int(v) for v in values):
+        raise ConfigError(f"{what} '{text}': every value must be a whole number.")
     return sorted({round(v, 9) for v in values})
 
 
@@ -149,11 +280,22 @@ def expand(suite: Suite, preset: str | None = None, seeds: int = 1, seed_offset:
            overrides: dict[str, Any] | None = None, test_noise: list[float] | None = None,
            axis_values: list[Any] | None = None, variants: list[str] | None = None) -> list[RunSpec]:
     """Suite -> run specs. ``overrides`` (dotted or bare keys) apply to every run, after the preset."""
+    _validate(suite.raw, suite.path)  # a Suite built in code gets the same checks as a loaded file
     preset = preset or suite.default_preset
     if suite.presets and preset not in suite.presets:
         raise ConfigError(f"Suite '{suite.name}' has no preset '{preset}'; choose one of {', '.join(suite.presets)}.")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be a whole number >= 1, got {seeds!r}.")
+    if isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0:
+        raise ConfigError(f"seed_offset must be a whole number >= 0, got {seed_offset!r}.")
+    if test_noise is not None and not (len(test_noise) and all(
+            _is_number(s) and math.isfinite(s) and s >= 0 for s in test_noise)):
+        raise ConfigError(f"test noise must be finite sigmas >= 0 in pixels, got {list(test_noise)!r}.")
+    if axis_values is not None:
+        if not len(axis_values):
+            raise ConfigError(f"Suite '{suite.name}': no values for its axis.")
+        for value in axis_values:
+            _check_value(value, f"Suite '{suite.name}' axis value", in_list=True)
     preset_body = suite.raw.get("presets", {}).get(preset, {})
     axis = suite.raw.get("axis", {})
     axis_key = axis.get("key", "")
@@ -173,7 +315,10 @@ def expand(suite: Suite, preset: str | None = None, seeds: int = 1, seed_offset:
         base: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
         where = f"{suite.path} preset '{preset}'"
         _merge(base, preset_body.get("all", {}), where)
-        _merge(base, preset_body.get(LIFTERS.canonical(variant["model"]), {}), where)
+        model = LIFTERS.canonical(variant["model"])
+        for target, sections in preset_body.items():  # the model's own table, under its name or an alias
+            if target != "all" and LIFTERS.canonical(target) == model:
+                _merge(base, sections, where)
         _merge(base, {"model": variant.get("params", {}), "train": variant.get("train", {}),
                       "data": variant.get("data", {})}, f"{suite.path} variant '{variant['name']}'")
         opts = dict(overrides or {})

@@ -9,7 +9,7 @@ Checkpoints are read with ``weights_only=True``, so a crafted file cannot execut
 does not evaluate: the caller passes ``epoch_end``.
 
 One loop for one run and for a packed group: ``fit`` is ``fit_members`` with K = 1. The K members'
-parameters are (K, ...) stacks (``models/stack.py``) updated by ONE fused Adam (element-wise, so K
+parameters are (K, ...) stacks (``fast/stack.py``) updated by ONE fused Adam (element-wise, so K
 separate Adams); each member keeps its own data order, dropout stream, loss log, checkpoint and
 metrics log, written exactly as a separate run writes them. Members resumed at different points are
 first brought level one by one (``until_step``), then trained together.
@@ -34,11 +34,12 @@ import torch
 from liftbench import __version__
 from liftbench.config import TrainConfig, identity_dict
 from liftbench.data.normalize import stats_to_state
-from liftbench.data.windows import FrameTable, training_window_starts
+from liftbench.data.normalize import flip_maps
+from liftbench.data.windows import FrameTable, TrainingWindows, training_windows
 from liftbench.errors import CheckpointError, ConfigError
 from liftbench.models.base import Lifter, NormStats
-from liftbench.models.stack import ModuleStack, dropout_generator, stack_lifters
-from liftbench.results import write_text_atomic
+from liftbench.fast.stack import ModuleStack, dropout_generator, stack_lifters
+from liftbench.results import atomic_output, write_text_atomic
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.jsonl"
@@ -76,17 +77,22 @@ class Member:
     progress: TrainProgress | None = None
 
 
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """lr * decay^(step / decay_steps), continuous (TF exponential_decay with staircase=False)."""
+def learning_rate(cfg: TrainConfig, step: int, epoch: int = 0) -> float:
+    """The recipe's learning rate at global ``step`` of 0-based ``epoch``: lr * decay^(step / decay_steps),
+    continuous (TF exponential_decay, staircase=False; Martinez/Hossain), or lr * decay^epoch
+    (``lr_decay_every = "epoch"``; VideoPose3D)."""
+    if cfg.lr_decay_every == "epoch":
+        return cfg.lr * cfg.lr_decay ** epoch
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def adam_optimizer(params: list[torch.Tensor], lr: float, device: torch.device) -> torch.optim.Optimizer:
-    """Adam with TF-default moments; the fused kernel where this torch supports it on the device."""
+def adam_optimizer(params: list[torch.Tensor], lr: float, device: torch.device, amsgrad: bool = False) -> torch.optim.Optimizer:
+    """Adam with TF-default moments (AMSGrad on request); the fused kernel where this torch supports it."""
     try:
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=device.type != "cpu")
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad,
+                                foreach=device.type != "cpu")
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -134,7 +140,77 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                               f"({' '.join(str(exc).split())[:160]}); delete it or retrain the run.") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a liftbench checkpoint (format {CHECKPOINT_FORMAT}); retrain the run.")
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"{path} is damaged or not written by liftbench: {problem}; delete the run directory "
+                              "and retrain it.")
     return ckpt
+
+
+# What a checkpoint must hold, and of which type (bool is checked apart: it is also an int).
+_CHECKPOINT_FIELDS: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "model": (dict,), "optimizer": (dict,), "norm_stats": (dict,), "epoch": (int,),
+    "step_in_epoch": (int,), "global_step": (int,), "loss_sum": (float, int), "loss_count": (int,),
+    "history": (list,), "finished": (bool,)}
+_RNG_FIELDS = ("dropout_rng", "torch_rng")  # optional in older checkpoints; uint8 state vectors when present
+_JSON_SCALARS = (int, float, str, bool, type(None))
+
+
+def checkpoint_problem(ckpt: dict[str, Any]) -> str:
+    """'' if ``ckpt`` has every key of the format with the right type, else what is wrong (one phrase).
+    Checked before any value is used, so a damaged file is one line instead of a KeyError deep in resume."""
+    missing = [k for k in _CHECKPOINT_FIELDS if k not in ckpt]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    for key, types in _CHECKPOINT_FIELDS.items():
+        value = ckpt[key]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            return f"'{key}' is a {type(value).__name__}, not {' or '.join(t.__name__ for t in types)}"
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            return f"'{key}' is negative ({value})"
+    if not math.isfinite(float(ckpt["loss_sum"])):
+        return f"'loss_sum' is not finite ({ckpt['loss_sum']})"
+    config = ckpt["config"]
+    if not all(isinstance(config.get(section), dict) for section in ("model", "train", "data")):
+        return "'config' lacks its model/train/data tables"
+    for key in ("model", "norm_stats"):
+        if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in ckpt[key].items()):
+            return f"'{key}' is not a mapping of names to tensors"
+    opt = ckpt["optimizer"]
+    if not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+        return "'optimizer' lacks its state / param_groups"
+    if not all(isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, _JSON_SCALARS) for k, v in r.items())
+               for r in ckpt["history"]):
+        return "'history' is not a list of records of numbers and strings"
+    for key in _RNG_FIELDS:
+        value = ckpt.get(key)
+        if value is not None and not (torch.is_tensor(value) and value.dtype == torch.uint8 and value.dim() == 1):
+            return f"'{key}' is not a random-generator state (a 1-D uint8 tensor)"
+    return ""
+
+
+def _optimizer_problem(opt_state: dict[str, Any], params: list[torch.Tensor]) -> str:
+    """'' if the saved Adam state fits these parameters (index and shape of every moment), else what is wrong."""
+    for index, entry in opt_state["state"].items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
+            return f"optimizer state for parameter {index!r}, but the model has {len(params)} parameters"
+        for name, value in entry.items():
+            if not torch.is_tensor(value):
+                return f"optimizer state '{name}' of parameter {index} is not a tensor"
+            if value.dim() > 0 and tuple(value.shape) != tuple(params[index].shape):
+                return (f"optimizer state '{name}' of parameter {index} has shape {tuple(value.shape)}, the parameter "
+                        f"{tuple(params[index].shape)}")
+    return ""
+
+
+def load_model_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """``load_state_dict`` whose missing keys and wrong shapes are a one-line ``CheckpointError``."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())
+        raise CheckpointError(f"{path} does not fit the configured model ({detail[:300]}); it was written by "
+                              "another model or version: delete the run directory and retrain it.") from exc
 
 
 def _write_metrics_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -163,17 +239,28 @@ def _open(member: Member, device: torch.device, resume: bool) -> _Run:
         if identity_dict(ckpt["config"]) != identity_dict(member.config):
             raise CheckpointError(f"{path} was written by a different configuration; "
                                   "use another --out directory or delete the run directory to retrain.")
-        member.model.load_state_dict(ckpt["model"])
+        load_model_weights(member.model, ckpt["model"], path)
+        problem = _optimizer_problem(ckpt["optimizer"], [p for p in member.model.parameters() if p.requires_grad])
+        if problem:
+            raise CheckpointError(f"{path} is damaged: {problem}; delete the run directory and retrain it.")
         run.opt_state = ckpt["optimizer"]
-        run.state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], ckpt["loss_sum"],
+        run.state = TrainState(ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"], float(ckpt["loss_sum"]),
                                ckpt["loss_count"], list(ckpt["history"]), ckpt["finished"])
-        if "dropout_rng" in ckpt:  # older checkpoints (global-RNG dropout) continue with a fresh stream
+        if ckpt.get("dropout_rng") is not None:  # older checkpoints (global-RNG dropout) continue with a fresh stream
             try:
                 run.generator.set_state(ckpt["dropout_rng"])
-            except RuntimeError as exc:  # CPU (mt19937) and CUDA (philox) generator states differ in kind
-                raise CheckpointError(f"{path} was trained on another device type; its dropout RNG cannot move to "
-                                      f"{device.type}: resume it with the --device it started on.") from exc
-        run.torch_rng = ckpt["torch_rng"]
+            except RuntimeError as exc:  # CPU (mt19937) and CUDA (philox) generator states differ in size and kind
+                raise CheckpointError(f"{path} holds a dropout RNG state the {device.type} generator cannot take "
+                                      f"({' '.join(str(exc).split())[:120]}): if the run started on another device "
+                                      "type resume it with that --device, else delete the run directory and "
+                                      "retrain it.") from exc
+        if ckpt.get("torch_rng") is not None:
+            try:  # checked on a scratch generator: the global one is set only when training starts
+                torch.Generator().set_state(ckpt["torch_rng"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"{path} holds an invalid torch RNG state ({' '.join(str(exc).split())[:120]}); "
+                                      "delete the run directory and retrain it.") from exc
+        run.torch_rng = ckpt.get("torch_rng")
     return run
 
 
@@ -200,10 +287,11 @@ def _save(run: _Run, opt_state: dict[str, Any]) -> None:
     }
     path = m.run_dir / CHECKPOINT
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_output(path, tmp):  # a failed write (disk full) removes the temp file: one line, nothing left
+        torch.save(payload, tmp)
+        with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 def _end_epoch(run: _Run, opt_state: dict[str, Any], seconds: float) -> None:
@@ -211,7 +299,7 @@ def _end_epoch(run: _Run, opt_state: dict[str, Any], seconds: float) -> None:
     m, state = run.member, run.state
     record: dict[str, Any] = {"epoch": state.epoch + 1, "steps": state.global_step,
                               "train_loss": state.loss_sum / max(state.loss_count, 1),
-                              "lr": learning_rate(m.cfg, state.global_step), "seconds": round(seconds, 3)}
+                              "lr": learning_rate(m.cfg, state.global_step, state.epoch), "seconds": round(seconds, 3)}
     if m.epoch_end is not None:
         record.update(m.epoch_end(state.epoch + 1, m.model))
     state.history.append(record)
@@ -224,12 +312,22 @@ def _end_epoch(run: _Run, opt_state: dict[str, Any], seconds: float) -> None:
         m.progress.on_epoch_end(state.epoch, record)
 
 
-def _window_starts(member: Member) -> np.ndarray:
-    starts = training_window_starts(member.table, member.model.window)
-    if len(starts) == 0:
-        raise CheckpointError(f"No training window of {member.model.window} frames fits in any training sequence; "
-                              "use a shorter seq_len or more data.")
-    return starts
+def _windows(member: Member) -> TrainingWindows:
+    """The training samples the member's lifter declares (its contract's window spec)."""
+    spec = member.model.contract.window
+    windows = training_windows(member.table, spec)
+    if len(windows.anchors) == 0:
+        raise ConfigError(f"No training window of {spec.size} frames fits in any training sequence; "
+                          "use a shorter window (seq_len) or more data.")
+    if member.cfg.flip_augment and not member.model.contract.representation.flippable:
+        raise ConfigError("train.flip_augment=true needs a lifter with screen-normalised input and metre output "
+                          f"(mirroring is then exact in its encoded space); {type(member.model).__name__} has neither.")
+    return windows
+
+
+def _samples(windows: TrainingWindows, cfg: TrainConfig) -> int:
+    """Samples per epoch: every window, and each again mirrored under flip augmentation (VideoPose3D)."""
+    return len(windows.anchors) * (2 if cfg.flip_augment else 1)
 
 
 def fit(model: Lifter, table: FrameTable, stats: NormStats, cfg: TrainConfig, run_dir: Path, *,
@@ -254,10 +352,11 @@ def fit_members(members: list[Member], *, device: torch.device, resume: bool = T
     the global step reaches it (used to bring a lagging member level with the others)."""
     device = torch.device(device)
     runs = [_open(m, device, resume) for m in members]
-    starts = [_window_starts(m) for m in members]
-    steps = {len(epoch_batches(len(s), m.cfg, 0)) for s, m in zip(starts, members)}
-    recipe = {(m.model.window, m.cfg.batch_size, m.cfg.epochs, m.cfg.lr, m.cfg.lr_decay, m.cfg.lr_decay_steps,
-               m.cfg.max_windows_per_epoch) for m in members}
+    starts = [_windows(m) for m in members]
+    steps = {len(epoch_batches(_samples(w, m.cfg), m.cfg, 0)) for w, m in zip(starts, members)}
+    recipe = {(m.model.contract.window, m.cfg.batch_size, m.cfg.epochs, m.cfg.lr, m.cfg.lr_decay, m.cfg.lr_decay_steps,
+               m.cfg.lr_decay_every, m.cfg.optimizer, m.cfg.bn_momentum_start, m.cfg.bn_momentum_end,
+               m.cfg.flip_augment, m.cfg.max_windows_per_epoch) for m in members}
     if len(steps) != 1 or len(recipe) != 1:
         raise ConfigError("Packed runs must share window, batch size, epochs, lr schedule and steps per epoch.")
     steps_per_epoch = steps.pop()
@@ -301,24 +400,65 @@ def precision_context(precision: str, device: torch.device):
         yield
 
 
-def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_per_epoch: int,
+class _BatchGather:
+    """Gathers the (K, B, T, D_in) windows and (K, B, T_out, D_out) targets of one step from the
+    device-resident tables, as the members' window spec declares (``data.windows.TrainingWindows``):
+    rows = anchor + offsets, clamped to the anchor's sequence for edge-replicated windows; targets at
+    the rows or at the aligned frame; sample ids >= W are the mirrored copies under flip augmentation."""
+
+    def __init__(self, members: list[Member], windows: TrainingWindows, device: torch.device):
+        self.shared = all(m.table is members[0].table for m in members)
+        tables = [members[0].table] if self.shared else [m.table for m in members]
+        self.inputs = [torch.from_numpy(t.inputs).to(device) for t in tables]  # (F, D_in) each
+        self.targets = [torch.from_numpy(t.targets).to(device) for t in tables]  # (F, D_out)
+        self.anchors = torch.from_numpy(windows.anchors).to(device)  # (W,): same windows for every member
+        self.offsets = torch.from_numpy(windows.offsets).to(device)  # (T,)
+        self.target_offset = windows.target_offset
+        self.bounds = None
+        if windows.clamp:  # the tables of packed members share their sequence layout (same data config)
+            first, last = tables[0].row_bounds()
+            self.bounds = torch.from_numpy(first).to(device), torch.from_numpy(last).to(device)  # (F,), (F,)
+        self.flip = None
+        if members[0].cfg.flip_augment:
+            perm_in, sign_in, perm_out, sign_out = flip_maps(members[0].model.contract.representation)
+            self.flip = tuple(torch.from_numpy(a).to(device) for a in (perm_in, sign_in, perm_out, sign_out))
+
+    def __call__(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """samples (K, B) sample ids -> x (K, B, T, D_in), y (K, B, T_out, D_out)."""
+        n = len(self.anchors)
+        mirrored = samples >= n if self.flip is not None else None  # (K, B)
+        anchor = self.anchors[samples % n if self.flip is not None else samples]  # (K, B)
+        rows = anchor[..., None] + self.offsets  # (K, B) -> (K, B, T)
+        if self.bounds is not None:
+            rows = torch.maximum(torch.minimum(rows, self.bounds[1][anchor][..., None]), self.bounds[0][anchor][..., None])
+        target_rows = rows if self.target_offset is None else (anchor + self.target_offset)[..., None]  # (K, B, T_out)
+        if self.shared:
+            x, y = self.inputs[0][rows], self.targets[0][target_rows]  # (K, B, T, D_in), (K, B, T_out, D_out)
+        else:
+            x = torch.stack([inp[r] for inp, r in zip(self.inputs, rows)])  # (K, B, T, D_in)
+            y = torch.stack([tgt[r] for tgt, r in zip(self.targets, target_rows)])  # (K, B, T_out, D_out)
+        if mirrored is not None:
+            perm_in, sign_in, perm_out, sign_out = self.flip
+            m = mirrored[..., None, None]  # (K, B, 1, 1)
+            x = torch.where(m, x[..., perm_in] * sign_in, x)
+            y = torch.where(m, y[..., perm_out] * sign_out, y)
+        return x, y
+
+
+def _train(runs: list[_Run], active: list[int], starts: list[TrainingWindows], steps_per_epoch: int,
            device: torch.device, stop_after_steps: int | None, until_step: int | None) -> list[TrainState]:
     """The stacked loop over the members ``active`` (all at the same point of training)."""
     live = [runs[i] for i in active]
     members = [r.member for r in live]
     cfg = members[0].cfg
     stack: ModuleStack = stack_lifters([m.model for m in members], device)
-    opt = adam_optimizer(stack.parameters(), cfg.lr, device)
+    opt = adam_optimizer(stack.parameters(), cfg.lr, device, amsgrad=cfg.optimizer == "amsgrad")
     if live[0].opt_state is not None:
         opt.load_state_dict(stack_optimizer_states(stack, [r.opt_state for r in live]))
     if live[0].torch_rng is not None:
         torch.set_rng_state(live[0].torch_rng)  # global RNG: used only by plug-in lifters' own dropout
-    shared = all(m.table is members[0].table for m in members)
-    tables = [members[0].table] if shared else [m.table for m in members]
-    inputs = [torch.from_numpy(t.inputs).to(device) for t in tables]  # (F, 32) each, resident on the device
-    targets = [torch.from_numpy(t.targets).to(device) for t in tables]  # (F, 48)
-    starts_t = torch.from_numpy(starts[active[0]]).to(device)  # (W,): same windows for every member
-    offsets = torch.arange(members[0].model.window, device=device)  # (T,)
+    gather = _BatchGather(members, starts[active[0]], device)
+    n_samples = _samples(starts[active[0]], cfg)
     stats = [m.stats.to(device) for m in members]
     gens = [r.generator for r in live]
     state0 = live[0].state
@@ -335,16 +475,14 @@ def _train(runs: list[_Run], active: list[int], starts: list[np.ndarray], steps_
     last_save = epoch_started = time.monotonic()
     steps_this_call = 0
     while state0.epoch < cfg.epochs:
-        order = np.stack([np.stack(epoch_batches(len(starts_t), m.cfg, state0.epoch)) for m in members])  # (K, S, B)
+        momentum = cfg.bn_momentum(state0.epoch)
+        if momentum is not None:  # recomputed from the epoch, so a resumed run continues the schedule exactly
+            stack.set_bn_momentum(momentum)
+        order = np.stack([np.stack(epoch_batches(n_samples, m.cfg, state0.epoch)) for m in members])  # (K, S, B)
         order_t = torch.from_numpy(order).to(device)
         for b in range(state0.step_in_epoch, order.shape[1]):
-            rows = starts_t[order_t[:, b]][..., None] + offsets  # (K, B) -> (K, B, T) frame rows
-            if shared:
-                x, y = inputs[0][rows], targets[0][rows]  # (K, B, T, 32), (K, B, T, 48)
-            else:
-                x = torch.stack([inp[r] for inp, r in zip(inputs, rows)])  # (K, B, T, 32)
-                y = torch.stack([tgt[r] for tgt, r in zip(targets, rows)])  # (K, B, T, 48)
-            lr = learning_rate(cfg, state0.global_step)
+            x, y = gather(order_t[:, b])  # (K, B, T, D_in), (K, B, T_out, D_out)
+            lr = learning_rate(cfg, state0.global_step, state0.epoch)
             for group in opt.param_groups:
                 group["lr"] = lr
             with precision_context(cfg.precision, device):

@@ -13,11 +13,13 @@ from liftbench import baselines as B
 from liftbench.errors import DataError, UnknownNameError
 
 SHIPPED = Path(B.__file__).resolve().parent.parent / "baselines"
-CSV_FILES = sorted(SHIPPED.glob("*.csv"))
+CSV_FILES = sorted(p for p in SHIPPED.glob("*.csv") if not p.name.endswith(B.CLAIMS_SUFFIX))
 ACTIONS = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
            "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"]
 EXPECTED_FILES = {"hossain2018_table1_p1.csv", "hossain2018_table2_p2.csv", "hossain2018_table3_noise.csv",
-                  "hossain2018_table4_ablation.csv", "hossain2018_corrected.csv", "martinez2017.csv"}
+                  "hossain2018_table4_ablation.csv", "hossain2018_corrected.csv", "martinez2017.csv",
+                  "pavllo2019_table1_cpn.csv", "pavllo2019_table5_gt.csv"}
+GROUPS = {"hossain2018", "hossain2018_corrected", "martinez2017", "pavllo2019"}
 
 
 @pytest.fixture(autouse=True)
@@ -66,13 +68,13 @@ def test_each_csv_loads_complete_and_cited(path):
 def test_every_source_cites_a_table_or_the_correction():
     df = B.load_baselines()
     for src in df["source"].unique():
-        assert "Table" in src or "Actual_result.png" in src, src
+        assert "Table" in src or "Actual_result.png" in src or "README.md" in src, src
 
 
 def test_load_all_adds_origin_and_group_key():
     df = B.load_baselines()
     assert (df["origin"] == "published").all()
-    assert set(df["baseline"]) == {"hossain2018", "hossain2018_corrected", "martinez2017"}
+    assert set(df["baseline"]) == GROUPS
     assert len(df) == sum(len(B.read_baseline_file(p)) for p in CSV_FILES)
 
 
@@ -163,7 +165,7 @@ def test_keys_resolve_to_groups_stems_and_tables():
 
 def test_list_baselines():
     info = {b.key: b for b in B.list_baselines()}
-    assert set(info) == {"hossain2018", "hossain2018_corrected", "martinez2017"}
+    assert set(info) == GROUPS
     assert info["hossain2018"].n_rows == len(B.load_baselines("hossain2018"))
     assert all(b.description and b.source for b in info.values())
     key, description, n_rows, source = info["martinez2017"]  # a plain tuple for the CLI
@@ -230,3 +232,86 @@ def test_empty_source_is_rejected(tmp_path, monkeypatch):
     monkeypatch.setenv(B.ENV_VAR, str(d))
     with pytest.raises(DataError, match=r"empty 'source' on line\(s\) 4"):
         B.load_baselines()
+
+
+# --------------------------------------------------------------------------------------------
+# Settings of every published number (issue 18) and Pavllo et al. 2019
+# --------------------------------------------------------------------------------------------
+
+def test_every_row_records_its_setting():
+    df = B.load_baselines()
+    for col, allowed in B.SETTING_VALUES.items():
+        assert col in df.columns and df[col].isin(allowed).all(), col  # never empty in the shipped files
+    temporal = pd.to_numeric(df["seq_len"]) > 1
+    assert df.loc[temporal, "alignment"].isin(["causal", "centred"]).all()
+    assert (df.loc[~temporal, "alignment"] == "frame").all()
+    assert set(df["train_2d"]) | set(df["input_2d"]) >= {"gt", "sh_ft", "sh_pt", "cpn_ft"}
+
+
+def test_bug_flags_name_an_existing_corrected_counterpart():
+    df = B.load_baselines()
+    buggy = df[df["evaluation_bug"] == "true"]
+    # every Hossain number printed in the ECCV paper (Tables 1-4) came from the buggy evaluation; nothing else did
+    assert set(buggy["method_id"]) == {"hossain2018"} and set(buggy["paper"]) == {"hossain2018"}
+    assert not (df[(df["baseline"] == "hossain2018") & (df["method_id"] == "hossain2018")]["evaluation_bug"] != "true").any()
+    assert (df[df["baseline"].isin(["hossain2018_corrected", "martinez2017"])]["evaluation_bug"] == "false").all()
+    named = buggy[buggy["corrected_by"] != ""]
+    # only the SH full-model rows have a published correction, and it is a shipped key
+    assert set(named["input_2d"]) == {"sh_ft"} and set(named["variant"]) == {"full"}
+    for key in set(named["corrected_by"]):
+        assert len(B.load_baselines(key)) > 0
+    assert (df.loc[df["evaluation_bug"] != "true", "corrected_by"] == "").all()
+
+
+P1_243 = [45.2, 46.7, 43.3, 45.6, 48.1, 55.1, 44.6, 44.3, 57.3, 65.8, 47.1, 44.0, 49.0, 32.8, 33.9]
+
+
+@pytest.mark.parametrize("label, protocol, printed", [
+    ("Ours, 243 frames, full conv.", "p1", 46.8), ("Ours, 243 frames, causal conv.", "p1", 49.0),
+    ("Ours, 243 frames, full conv., GT boxes (*)", "p1", 47.1), ("Ours, single-frame", "p1", 51.8),
+    ("Ours, 243 frames, full conv.", "p2", 36.5), ("Ours, 243 frames, causal conv.", "p2", 38.1),
+    ("Ours, 243 frames, full conv., GT boxes (*)", "p2", 36.8), ("Ours, single-frame", "p2", 40.0),
+])
+def test_pavllo_table1_averages_equal_the_mean_of_the_actions(label, protocol, printed):
+    t1 = B.load_baselines("pavllo2019_table1")
+    rows = t1[(t1["paper_label"] == label) & (t1["protocol"] == protocol)]
+    # each value and the average are rounded to 0.1 mm: the mean of the 15 lies within 0.05 + 0.05 of the printed one
+    _check_average(rows, printed, 0.1)
+
+
+def test_pavllo_settings_and_quoted_rows():
+    pv = B.load_baselines("pavllo2019")
+    headline = pv[(pv["slice"] == "action_mean") & (pv["method_id"] == "pavllo2019")]
+    per_action = pv[(pv["slice_type"] == "action") & (pv["protocol"] == "p1") & (pv["alignment"] == "centred")
+                    & (pv["input_2d"] == "cpn_ft")]
+    assert per_action["value"].tolist() == P1_243 and set(per_action["seq_len"]) == {243}
+    assert (pv.loc[pv["method_id"] == "pavllo2019", "within_action"] == "frames").all()
+    got = {(r.input_2d, int(r.seq_len), r.alignment, r.tta, r.protocol): r.value for r in headline.itertuples()
+           if r.variant == "full"}
+    assert got[("cpn_ft", 243, "centred", "flip", "p1")] == 46.8 and got[("cpn_ft", 243, "causal", "flip", "p1")] == 49.0
+    assert got[("cpn_ft", 1, "frame", "flip", "p2")] == 40.0
+    assert got[("cpn_ft_gt_boxes", 27, "centred", "flip", "p1")] == 48.8
+    assert got[("cpn_ft_gt_boxes", 81, "centred", "flip", "p2")] == 37.2
+    assert got[("gt", 243, "centred", "none", "p1")] == 37.8 and got[("gt", 27, "centred", "none", "p1")] == 40.6
+    assert got[("gt", 243, "centred", "flip", "p1")] == 37.2
+    quoted = pv[pv["method_id"] != "pavllo2019"].set_index(["method_id", "protocol", "input_2d"])["value"]
+    assert quoted[("hossain2018", "p1", "sh_ft")] == 58.3 and quoted[("hossain2018", "p2", "sh_ft")] == 44.1
+    assert quoted[("martinez2017", "p1", "sh_ft")] == 62.9 and quoted[("martinez2017", "p2", "sh_ft")] == 47.7
+    corrected = B.load_baselines("hossain2018_corrected")
+    for protocol, value in (("p1", 58.3), ("p2", 44.1)):  # Pavllo's quote is the correction, rounded
+        exact = corrected[(corrected["protocol"] == protocol) & (corrected["slice"] == "action_mean")]["value"].item()
+        assert abs(exact - value) <= 0.05 + 1e-9
+
+
+def test_claims_files_are_not_read_as_published_numbers():
+    assert (SHIPPED / "hossain2018_claims.csv").is_file()
+    assert "hossain2018_claims.csv" not in set(B.load_baselines()["baseline_file"])
+
+
+def test_bad_setting_value_is_rejected(tmp_path, monkeypatch):
+    d = _copy_to(tmp_path)
+    target = d / "hossain2018_table4_ablation.csv"
+    target.write_text(target.read_text().replace(",causal,none,", ",forward,none,", 1))
+    monkeypatch.setenv(B.ENV_VAR, str(d))
+    with pytest.raises(DataError, match=r"column 'alignment' must be one of causal, centred, frame"):
+        B.load_baselines("hossain2018_table4")

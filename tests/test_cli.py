@@ -57,7 +57,7 @@ def trained_runs(tmp_path_factory):
         code = main(["train", model, "--data", "tiny", "--epochs", "2", "--device", "cpu", "--out", str(out),
                      "--set", "batch_size=16", *extra])
         assert code == 0
-        (run_dir,) = [d for d in out.iterdir() if d.name.startswith(model + "-")]
+        (run_dir,) = [d for d in (out / "runs").iterdir() if d.name.startswith(model + "-")]  # --out = results root
         runs[model] = run_dir
     return runs
 
@@ -97,7 +97,7 @@ def test_noise_condition_rows_are_added_not_overwritten(trained_runs, run_cli):
 
 
 def test_training_again_skips(trained_runs, run_cli, tmp_path):
-    out = trained_runs["mlp"].parent
+    out = trained_runs["mlp"].parent.parent
     code, stdout, _ = run_cli("train", "mlp", "--data", "tiny", "--epochs", "2", "--device", "cpu", "--out", out,
                               "--set", "batch_size=16", "--set", "hidden_size=16")
     assert code == 0 and "already complete" in stdout
@@ -120,12 +120,12 @@ def _one_clean_line(code: int, err: str, *needles: str) -> None:
     (["train", "mlp", "--device", "cuda:3"], ["--device cuda:3", "use --device cpu"]),
     (["train", "mlp", "--config", "/nonexistent/x.toml"], ["/nonexistent/x.toml", "does not exist"]),
     (["evaluate", "/nonexistent/run"], ["/nonexistent/run", "does not exist"]),
-    (["evaluate", ".", "--noise-sigma", "-1"], ["--noise-sigma must be >= 0"]),
+    (["evaluate", ".", "--noise-sigma", "-1"], ["--noise-sigma must be a finite number >= 0"]),
     (["data", "info", "nosuch"], ["Unknown dataset 'nosuch'"]),
     (["noise", "--sigma", "20..5"], ["--sigma"]),
     (["run", "nosuch-suite"], ["nosuch-suite"]),
     (["run", "ablation", "--pack", "0"], ["--pack must be >= 1"]),
-    (["run", "ablation", "--seeds", "0"], ["--seeds must be >= 1"]),
+    (["run", "ablation", "--seeds", "0"], ["--seeds must be"]),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needles):
     code, _, err = run_cli(*args)

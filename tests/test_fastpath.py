@@ -1,6 +1,6 @@
 """The production fast paths against the plain reference: the fused seq2seq autograd function
 (outputs, losses, every parameter gradient, for every toggle and several T), K stacked models
-BITWISE equal to K separate calls, the per-model dropout generator, ``predict_causal`` against
+BITWISE equal to K separate calls, the per-model dropout generator, ``predict_frames`` against
 the per-window path, and ``liftbench bench`` at a tiny size. No timing assertions."""
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def causal_index(lengths, T):
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("residual,layer_norm", [(True, True), (False, False)])
-def test_predict_causal_equals_per_window_plain(dtype, tol, residual, layer_norm):
+def test_predict_frames_equals_per_window_plain(dtype, tol, residual, layer_norm):
     """Sequences shorter than, equal to and longer than T; batch sizes that split sequences."""
     T = 5
     torch.manual_seed(0)
@@ -252,19 +252,19 @@ def test_predict_causal_equals_per_window_plain(dtype, tol, residual, layer_norm
     with torch.no_grad():
         ref = plain(inputs[index])[:, -1]  # every window through the full plain forward
         for batch in (4, 7, 1000):
-            got = fast.predict_causal(inputs, index, batch)
+            got = fast.predict_frames(inputs, index, batch)
             assert got.shape == (sum(lengths), OUTPUT_DIM)
             assert_close(got, ref, tol, f"batch {batch}")
-            assert_close(plain.predict_causal(inputs, index, batch), ref, tol, "base default")
+            assert_close(plain.predict_frames(inputs, index, batch), ref, tol, "base default")
 
 
-def test_predict_causal_of_no_frames():
+def test_predict_frames_of_no_frames():
     for impl in ("fast", "plain"):
         m = create_lifter("seq2seq", hidden_size=8, seq_len=3, implementation=impl).eval()
-        assert m.predict_causal(torch.randn(0, INPUT_DIM), torch.zeros(0, 3, dtype=torch.long), 16).shape == (0, 48)
+        assert m.predict_frames(torch.randn(0, INPUT_DIM), torch.zeros(0, 3, dtype=torch.long), 16).shape == (0, 48)
 
 
-def test_predict_causal_chunks_inside_a_batch(monkeypatch):
+def test_predict_frames_chunks_inside_a_batch(monkeypatch):
     import liftbench.models.seq2seq as s2s
 
     torch.manual_seed(0)
@@ -272,9 +272,9 @@ def test_predict_causal_chunks_inside_a_batch(monkeypatch):
     perturb_(m, 0.2)
     inputs = torch.randn(13, INPUT_DIM, dtype=torch.float64)
     index = causal_index([6, 7], 4)
-    whole = m.predict_causal(inputs, index, 1000)
+    whole = m.predict_frames(inputs, index, 1000)
     monkeypatch.setattr(s2s, "EVAL_CHUNK_FLOATS", 3 * 4 * 16)  # chunks of 3 windows
-    assert_close(m.predict_causal(inputs, index, 1000), whole, 1e-12, "chunked")
+    assert_close(m.predict_frames(inputs, index, 1000), whole, 1e-12, "chunked")
 
 
 @pytest.mark.parametrize("layer_norm", [True, False])
@@ -293,22 +293,22 @@ def test_inference_pointwise_is_bitwise_the_fast_pointwise(layer_norm):
     assert torch.equal(h, h_ref) and torch.equal(c, c_ref) and torch.equal(h0, h0_ref) and torch.equal(c0, c0_ref)
 
 
-def test_predict_causal_with_dropout_in_train_mode_falls_back():
+def test_predict_frames_with_dropout_in_train_mode_falls_back():
     """Dropout masks are per window, so the shared-frame path must not be used in train mode."""
     m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()
     inputs = torch.randn(6, INPUT_DIM)
     index = causal_index([6], 3)
     torch.manual_seed(1)
     with torch.no_grad():
-        a = m.predict_causal(inputs, index, 4)
+        a = m.predict_frames(inputs, index, 4)
     torch.manual_seed(1)
     with torch.no_grad():
         b = torch.cat([m(inputs[index[:4]])[:, -1], m(inputs[index[4:]])[:, -1]])
     assert torch.equal(a, b)
 
 
-def test_evaluator_uses_predict_causal(monkeypatch):
-    """predict_sequences goes through predict_causal and checks the shape it returns."""
+def test_evaluator_uses_predict_frames(monkeypatch):
+    """predict_sequences goes through predict_frames and checks the shape it returns."""
     from liftbench.data.dataset import Sequence
     from liftbench.errors import DataError
     from liftbench.evaluate import predict_sequences
@@ -324,8 +324,8 @@ def test_evaluator_uses_predict_causal(monkeypatch):
     a = predict_sequences(fast, stats, seqs, torch.device("cpu"), batch_size=3)
     b = predict_sequences(plain, stats, seqs, torch.device("cpu"), batch_size=5)
     assert np.allclose(a.pred, b.pred, atol=1e-3) and len(a) == 11
-    monkeypatch.setattr(fast, "predict_causal", lambda inputs, index, batch_size: torch.zeros(3, OUTPUT_DIM))
-    with pytest.raises(DataError, match="predict_causal returned shape"):
+    monkeypatch.setattr(fast, "predict_frames", lambda inputs, index, batch_size, segments=None: torch.zeros(3, OUTPUT_DIM))
+    with pytest.raises(DataError, match="predict_frames returned shape"):
         predict_sequences(fast, stats, seqs, torch.device("cpu"))
 
 
@@ -342,7 +342,7 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
 
     out = tmp_path / "bench.csv"
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--hidden", "16", "--reps", "2", "--eval-batch", "256",
-                                      "--out", str(out)])
+                                      "--csv", str(out)])
     assert result.exit_code == 0, result.output
     import pandas as pd
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from liftbench.locks import LOCK_FILE, STALE_AFTER_S, TrialLocks, is_running, lock_age_s, read_lock
+from liftbench.locks import (LOCK_FILE, STALE_AFTER_S, UNREADABLE_GRACE_S, TrialLocks, is_running, lock_age_s,
+                             read_lock)
 
 
 def _age(path, seconds):
@@ -62,7 +63,131 @@ def test_is_running_local_and_remote(tmp_path):
     assert not is_running(tmp_path)
     _age(lock, STALE_AFTER_S - 60)
     assert is_running(tmp_path)
-    lock.write_text("{not json")
+    lock.write_text("{not json")  # unreadable: may be a claim being written, until it is old
+    assert is_running(tmp_path)
+    _age(lock, UNREADABLE_GRACE_S + 5)
     assert not is_running(tmp_path)
     lock.write_text(json.dumps([1, 2]))
+    _age(lock, UNREADABLE_GRACE_S + 5)
     assert not is_running(tmp_path)
+
+
+# ------------------------------------------------------------------ exclusive claims
+HOST = socket.gethostname()
+DEAD_PID = 2**22 + 17  # above Linux's default pid_max: no such process
+
+
+def test_a_live_claim_is_neither_taken_nor_deleted(tmp_path):
+    run = tmp_path / "r"
+    with TrialLocks([run]) as first:
+        assert first.held == [True] and first.owner(0) == ""
+        before = (run / LOCK_FILE).read_bytes()
+        with TrialLocks([run]) as second:  # another claimant: a live owner holds it (this very process)
+            assert second.held == [False] and second.owner(0) == f"{HOST} pid {os.getpid()}"
+        assert (run / LOCK_FILE).read_bytes() == before  # the loser deleted nothing, rewrote nothing
+        assert read_lock(run)["token"] == first.record["token"]
+    assert not (run / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("case", ["dead_pid", "recycled_pid", "stale_remote", "old_unreadable"])
+def test_a_dead_owners_claim_is_taken_over(tmp_path, case):
+    run = tmp_path / "r"
+    run.mkdir()
+    lock = run / LOCK_FILE
+    if case == "dead_pid":
+        lock.write_text(json.dumps({"pid": DEAD_PID, "host": HOST, "token": "dead"}))
+    elif case == "recycled_pid":  # the pid exists now, but it is another process than the one that claimed
+        lock.write_text(json.dumps({"pid": os.getpid(), "host": HOST, "proc_start": "1", "token": "dead"}))
+    elif case == "stale_remote":
+        lock.write_text(json.dumps({"pid": 1, "host": "node-that-died", "token": "dead"}))
+        _age(lock, STALE_AFTER_S + 5)
+    else:
+        lock.write_text('{"pid": 12')  # a crash while an old liftbench wrote it
+        _age(lock, UNREADABLE_GRACE_S + 5)
+    assert not is_running(run)
+    with TrialLocks([run]) as claim:
+        assert claim.held == [True]
+        info = read_lock(run)
+        assert info["token"] == claim.record["token"] and info["pid"] == os.getpid() and info["host"] == HOST
+    assert not lock.exists()
+
+
+def test_a_fresh_remote_claim_is_respected(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    theirs = {"pid": 1, "host": "node-b", "token": "theirs"}
+    (run / LOCK_FILE).write_text(json.dumps(theirs))
+    _age(run / LOCK_FILE, STALE_AFTER_S - 60)  # heartbeat late, but not stale yet
+    with TrialLocks([run]) as claim:
+        assert claim.held == [False] and claim.owner(0) == "node-b pid 1"
+    assert read_lock(run) == theirs
+
+
+def test_release_never_deletes_a_claim_it_does_not_own(tmp_path):
+    run = tmp_path / "r"
+    theirs = {"pid": 1, "host": "node-b", "token": "theirs"}
+    with TrialLocks([run], heartbeat_s=0.05) as claim:
+        (run / LOCK_FILE).write_text(json.dumps(theirs))  # taken over behind our back (our heartbeat looked stale)
+        _age(run / LOCK_FILE, 100)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not claim.lost:
+            time.sleep(0.02)
+        assert claim.lost == [run / LOCK_FILE]
+        time.sleep(0.2)
+        assert lock_age_s(run) > 50  # our heartbeat does not refresh their claim
+    assert read_lock(run) == theirs
+
+
+def test_a_group_claims_only_its_free_members(tmp_path):
+    a, b, c = (tmp_path / n for n in "abc")
+    with TrialLocks([b]) as other:
+        with TrialLocks([a, b, c]) as group:
+            assert group.held == [True, False, True] and not group.all_held
+            assert read_lock(b)["token"] == other.record["token"]
+        assert not (a / LOCK_FILE).exists() and not (c / LOCK_FILE).exists()
+        assert read_lock(b)["token"] == other.record["token"]
+
+
+RACER = r"""
+import json, sys, time
+from pathlib import Path
+import liftbench.locks as locks
+real_age = locks.lock_age_s
+def slow_age(run_dir):  # widen the window between judging a claim dead and acting on it
+    age = real_age(run_dir)
+    time.sleep(0.3)
+    return age
+locks.lock_age_s = slow_age
+run, start = Path(sys.argv[1]), float(sys.argv[2])
+while time.time() < start:
+    pass
+with locks.TrialLocks([run]) as claim:
+    print(json.dumps({"held": claim.held[0], "owner": claim.owner(0)}), flush=True)
+    if claim.held[0]:
+        time.sleep(3)  # stay alive and holding while the others look
+"""
+
+
+@pytest.mark.parametrize("stale", [True, False], ids=["stale_claim", "no_claim"])
+def test_processes_racing_for_one_claim_one_wins(tmp_path, stale):
+    import subprocess
+    import sys
+
+    run = tmp_path / "r"
+    run.mkdir()
+    if stale:
+        (run / LOCK_FILE).write_text(json.dumps({"pid": DEAD_PID, "host": HOST, "token": "dead"}))
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    start = time.time() + 3.0  # every racer imported and spinning by then
+    procs = [subprocess.Popen([sys.executable, str(script), str(run), str(start)], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outcomes = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        outcomes.append((p.pid, json.loads(out)))
+    winners = [pid for pid, o in outcomes if o["held"]]
+    assert len(winners) == 1, outcomes
+    assert all(o["owner"] == f"{HOST} pid {winners[0]}" for pid, o in outcomes if pid != winners[0])
+    assert not (run / LOCK_FILE).exists()  # the winner released its own claim; the stale one is gone

@@ -125,7 +125,7 @@ def test_forward_backward_every_parameter_gets_gradient(name):
         assert p.grad.abs().sum() > 0, f"{pname} gets no gradient"
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(model.predict_last(x), model(x)[:, -1])
+        assert torch.allclose(model.predict_aligned(x), model(x)[:, -1])
 
 
 OVERFIT = {"seq2seq": {"hidden_size": 64, "smoothness": 0.0, "seq_len": 4}, "mlp": {"hidden_size": 64}}

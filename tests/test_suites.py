@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftbench.errors import ConfigError, UnknownNameError
+from liftbench.errors import ConfigError, DataError, UnknownNameError
 from liftbench.results import rows_frame
 from liftbench.runner import run_suite, summarize, suite_dir, trial_status
 from liftbench.suites import expand, load_suite, parse_range, suite_files
@@ -117,33 +117,202 @@ def test_failed_trial_gives_error_rows_and_others_finish(tmp_path):
     assert (rows[rows["status"] == "ok"]["variant"] == "mlp").all()
 
 
-def test_shipped_suites_found_beside_the_package_or_under_the_install_prefix(tmp_path):
-    from liftbench.suites import SUITE_DIR, shipped_suite_dir
-
-    assert (SUITE_DIR / "ablation.toml").is_file()  # this checkout (editable install)
-    # A wheel install: no configs/ beside the package, the data-files copy under <prefix>/share.
-    share = tmp_path / "prefix" / "share" / "liftbench" / "configs" / "suites"
-    share.mkdir(parents=True)
-    (share / "ablation.toml").write_text((SUITE_DIR / "ablation.toml").read_text())
-    found = shipped_suite_dir(package_root=tmp_path / "site-packages", prefix=str(tmp_path / "prefix"))
-    assert found == share and load_suite("ablation", suite_dir=found).name == "ablation"
-
-
-def test_pyproject_ships_every_config_as_data_files():
-    """pyproject's data-files globs cover every configs/ TOML (a non-editable wheel then carries them to
-    <prefix>/share/liftbench, where ``shipped_suite_dir`` looks)."""
-    import glob
-    import tomllib
+def test_shipped_suites_come_from_the_packaged_copy_when_installed(tmp_path, monkeypatch):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
-    shipped = {}
-    for target, patterns in data_files.items():
-        for pattern in patterns:
-            for f in glob.glob(str(root / pattern)):
-                shipped[Path(f).relative_to(root).as_posix()] = target
-    configs = sorted(p.relative_to(root).as_posix() for p in (root / "configs").rglob("*.toml"))
-    assert len(configs) >= 7 and sorted(shipped) == configs
-    for rel, target in shipped.items():
-        assert f"share/liftbench/{rel}" == f"{target}/{Path(rel).name}", rel  # same relative layout
+    from liftbench import resources
+    from liftbench.suites import shipped_suite_dir
+
+    repo_suites = Path(resources.__file__).resolve().parent.parent / "configs" / "suites"
+    assert resources.from_source_tree() and shipped_suite_dir() == repo_suites  # this checkout (editable)
+    packaged = tmp_path / "_shipped"
+    (packaged / "configs" / "suites").mkdir(parents=True)
+    text = (repo_suites / "noise.toml").read_text().replace('name = "noise"', 'name = "packaged_noise"')
+    (packaged / "configs" / "suites" / "noise.toml").write_text(text)
+    monkeypatch.setattr(resources, "_packaged_root", lambda: packaged)
+    assert not resources.from_source_tree()
+    assert set(suite_files()) == {"noise"} and load_suite("noise").name == "packaged_noise"
+    with pytest.raises(DataError, match="baselines"):  # a broken install is one line, not a crash
+        resources.shipped_path("baselines")
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed suite files and ranges: one line naming the file/option and key, exit 2, before any work
+# --------------------------------------------------------------------------------------------
+
+SUITE_HEAD = """name = "mini"
+version = 1
+description = "test suite"
+default_preset = "smoke"
+test_noise = [0.0, 5.0]
+"""
+SUITE_VARIANTS = """
+[[variants]]
+name = "full"
+model = "seq2seq"
+params = { dropout = 0.1 }
+
+[[variants]]
+name = "mlp"
+model = "mlp"
+"""
+SUITE_PRESETS = """
+[presets.smoke.all.train]
+epochs = 2
+
+[presets.smoke.seq2seq.model]
+hidden_size = 16
+"""
+VALID_SUITE = SUITE_HEAD + SUITE_VARIANTS + SUITE_PRESETS
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2, (code, err)
+    assert err.strip() and "\n" not in err.strip() and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_valid_suite_file_loads_and_expands(tmp_path):
+    path = tmp_path / "mini.toml"
+    path.write_text(VALID_SUITE)
+    suite = load_suite(path)
+    assert (suite.name, suite.version, suite.test_noise, suite.presets) == ("mini", 1, (0.0, 5.0), ("smoke",))
+    by = {s.variant: s.config for s in expand(suite)}
+    assert by["full"].model_params["hidden_size"] == 16 and by["full"].model_params["dropout"] == 0.1
+    assert by["mlp"].resolved_train().epochs == 2
+
+
+def test_preset_under_a_model_alias_applies(tmp_path):
+    from liftbench.models import LIFTERS
+
+    aliases = [a for a in LIFTERS.names(include_aliases=True) if a not in LIFTERS.names()
+               and LIFTERS.canonical(a) == LIFTERS.canonical("seq2seq")]
+    if not aliases:
+        pytest.skip("the seq2seq lifter has no alias")
+    path = tmp_path / "alias.toml"
+    path.write_text(VALID_SUITE.replace("[presets.smoke.seq2seq.model]", f'[presets.smoke."{aliases[0]}".model]'))
+    assert {s.variant: s.config for s in expand(load_suite(path))}["full"].model_params["hidden_size"] == 16
+
+
+@pytest.mark.parametrize("old, new, needles", [
+    ("version = 1", 'version = "abc"', ["version", "whole number"]),
+    ("version = 1", "version = true", ["version"]),
+    ("version = 1", "version = 0", ["version"]),
+    ("version = 1", "version = 1.5", ["version"]),
+    ('name = "mini"', "name = 5", ["'name'"]),
+    ('name = "mini"', 'name = "../../escape"', ["name"]),
+    ('description = "test suite"', "description = [1]", ["'description'"]),
+    ("test_noise = [0.0, 5.0]", 'test_noise = ["a"]', ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = [0.0, nan]", ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = [inf]", ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = [-1.0]", ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = 5", ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = []", ["test_noise"]),
+    ("test_noise = [0.0, 5.0]", "test_noise = [true]", ["test_noise"]),
+    (SUITE_VARIANTS, "variants = 5\n", ["variants"]),
+    (SUITE_VARIANTS, 'variants = ["full"]\n', ["variants"]),
+    (VALID_SUITE, SUITE_HEAD + "presets = [1, 2]\n" + SUITE_VARIANTS, ["presets"]),
+    (VALID_SUITE, SUITE_HEAD + 'presets = { smoke = 3 }\n' + SUITE_VARIANTS, ["presets.smoke"]),
+    ("test_noise = [0.0, 5.0]", "metrics = [1]", ["metrics"]),
+    ("test_noise = [0.0, 5.0]", 'axis = { key = "model.seq_len", values = [2, nan] }', ["axis.values"]),
+    ("test_noise = [0.0, 5.0]", 'axis = { key = "model.seq_len", values = 3 }', ["axis.values"]),
+    ("test_noise = [0.0, 5.0]", "axis = { values = [2] }", ["[axis]"]),
+    ('default_preset = "smoke"', 'default_preset = "huge"', ["default_preset", "huge"]),
+    ("epochs = 2", "epochs = nan", ["presets.smoke.all.train.epochs", "finite"]),
+    ("hidden_size = 16", "hidden_size = inf", ["presets.smoke.seq2seq.model.hidden_size", "finite"]),
+    ("hidden_size = 16", "hidden_size = { a = 1 }", ["presets.smoke.seq2seq.model.hidden_size"]),
+    ("hidden_size = 16", "hidden_size = 1979-05-27", ["hidden_size", "date"]),
+    ("hidden_size = 16", "hidden_size = [1.0, nan]", ["hidden_size", "finite"]),
+    ("[presets.smoke.all.train]", "[presets.smoke.all.optimizer]", ["optimizer", "model, train, data"]),
+    ("[presets.smoke.seq2seq.model]", "[presets.smoke.seq2sq.model]", ["seq2sq"]),
+    ("params = { dropout = 0.1 }", "params = { dropout = nan }", ["variant 'full'", "dropout", "finite"]),
+    ("params = { dropout = 0.1 }", "params = 5", ["variant 'full'", "table"]),
+    ("params = { dropout = 0.1 }", "extra = 1", ["[[variants]]"]),
+    ('model = "mlp"', "model = 5", ["[[variants]]"]),
+    ('model = "mlp"', 'model = "mlpp"', ["mlpp"]),
+    ('name = "mlp"', 'name = "full"', ["unique"]),
+])
+def test_bad_suite_values_are_one_line_errors(tmp_path, run_cli, old, new, needles):
+    assert VALID_SUITE.count(old) >= 1
+    path = tmp_path / "bad_suite.toml"
+    path.write_text(VALID_SUITE.replace(old, new, 1))
+    with pytest.raises((ConfigError, UnknownNameError)):
+        load_suite(path)
+    code, _, err = run_cli("run", path, "--out", tmp_path / "out", "--device", "cpu")
+    _one_line_error(code, err, *needles)
+    if "mlpp" not in needles and "seq2sq" not in needles:  # unknown model names list the registry instead
+        assert "bad_suite.toml" in err
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01", b"\x00\x01\x02\x03" * 64,
+                                     "name = \"ok\"\x00version = 1".encode(), b"[[variants]\n"])
+def test_binary_or_broken_suite_file_is_one_line(tmp_path, run_cli, content):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="binary.toml"):
+        load_suite(path)
+    code, _, err = run_cli("run", path, "--out", tmp_path / "out")
+    _one_line_error(code, err, "binary.toml")
+
+
+def test_suite_built_in_code_is_validated_on_expand(tmp_path):
+    import dataclasses
+
+    path = tmp_path / "mini.toml"
+    path.write_text(VALID_SUITE)
+    suite = load_suite(path)
+    raw = {**suite.raw, "presets": {"smoke": {"all": {"train": {"lr": float("nan")}}}}}
+    with pytest.raises(ConfigError, match="presets.smoke.all.train.lr"):
+        expand(dataclasses.replace(suite, raw=raw))
+    for kwargs, match in (({"test_noise": [float("nan")]}, "test noise"), ({"test_noise": [-5.0]}, "test noise"),
+                          ({"seeds": 0}, "--seeds"), ({"seed_offset": -1}, "seed_offset")):
+        with pytest.raises(ConfigError, match=match):
+            expand(suite, **kwargs)
+    seqlen = load_suite("seqlen")
+    with pytest.raises(ConfigError, match="finite"):
+        expand(seqlen, axis_values=[2, float("inf")])
+
+
+@pytest.mark.parametrize("text, step, kwargs, match", [
+    ("0..inf", 5.0, {}, "finite"),
+    ("inf", None, {}, "finite"),
+    ("nan", None, {}, "finite"),
+    ("0,nan,5", None, {}, "finite"),
+    ("-inf..0", 5.0, {}, "finite"),
+    ("1e999", None, {}, "finite"),
+    ("5..20", float("nan"), {}, "--step"),
+    ("5..20", float("inf"), {}, "--step"),
+    ("5..20", -5.0, {}, "--step"),
+    ("0..1e9", 1.0, {}, "at most"),
+    ("-5..5", 5.0, {"minimum": 0.0}, ">= 0"),
+    ("-1", None, {"minimum": 0.0}, ">= 0"),
+    ("2.5", 1.0, {"minimum": 1, "integer": True}, "whole"),
+    ("0", 1.0, {"minimum": 1, "integer": True}, ">= 1"),
+])
+def test_parse_range_rejects_non_finite_and_out_of_range(text, step, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_range(text, step, **kwargs)
+
+
+def test_parse_range_in_range_values():
+    assert parse_range("2..5", 1.0, "--lengths", minimum=1, integer=True) == [2, 3, 4, 5]
+    assert parse_range("0,2.5", None, minimum=0.0) == [0.0, 2.5]
+    assert len(parse_range("1..1000", 1.0)) == 1000  # the cap is inclusive
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["noise", "--sigma", "0..inf"], ["--sigma", "finite"]),
+    (["noise", "--sigma", "nan"], ["--sigma", "finite"]),
+    (["noise", "--sigma", "5..20", "--step", "nan"], ["--step"]),
+    (["noise", "--sigma", "-5"], ["--sigma", ">= 0"]),
+    (["seqlen", "--lengths", "2..inf"], ["--lengths", "finite"]),
+    (["seqlen", "--lengths", "-3"], ["--lengths"]),
+    (["seqlen", "--lengths", "2.5"], ["--lengths", "whole"]),
+    (["seqlen", "--lengths", "2..10000000"], ["--lengths", "at most"]),
+])
+def test_suite_command_ranges_fail_before_any_work(tmp_path, run_cli, args, needles):
+    code, _, err = run_cli(*args, "--out", tmp_path / "out", "--device", "cpu")
+    _one_line_error(code, err, *needles)
+    assert not (tmp_path / "out").exists()

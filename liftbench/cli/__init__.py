@@ -15,7 +15,7 @@ from liftbench import __version__
 from liftbench.cli._common import console, err_console
 from liftbench.errors import LiftbenchError, one_line
 
-app = typer.Typer(name="liftbench", no_args_is_help=True, rich_markup_mode="rich", add_completion=False,
+app = typer.Typer(name="liftbench", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
                   pretty_exceptions_enable=False,
                   help="Benchmark and ablate 2D->3D human-pose lifters with honest Protocol #1/#2 numbers.")
 
@@ -32,7 +32,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """liftbench: train, evaluate and compare lifters on Human3.6M or the embedded mocap-mini."""
 
 
-from liftbench.cli import bench_cmd, check_cmd, data_cmd, model_cmd, suite_cmd  # noqa: E402,F401  (command registration)
+from liftbench.cli import bench_cmd, check_cmd, data_cmd, model_cmd, predict_cmd, score_cmd, suite_cmd  # noqa: E402,F401  (command registration)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
         err_console.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    except OSError as exc:  # the user's paths: disk full, read-only filesystem, a file where a directory belongs
+        if os.environ.get("LIFTBENCH_DEBUG"):
+            raise
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(one_line(exc))} (check the path, its permissions and free "
+                          "disk space; LIFTBENCH_DEBUG=1 shows where)", highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         err_console.print("aborted (completed work is saved; re-run the same command to continue)")
         return 130

@@ -26,15 +26,20 @@ def bench(
     bf16: Annotated[bool, typer.Option("--bf16", help="CUDA only: bf16 autocast in the production path.", rich_help_panel="CUDA")] = False,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="CUDA only: capture the training step as a CUDA graph.", rich_help_panel="CUDA")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (speedup_train / speedup_eval / speedup_pack).")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write a CSV here (one row per model and path).")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the measurements to this CSV file (one row per model and path; replaced if it exists).")] = None,
 ) -> None:
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
     from liftbench.bench import CudaOptions, bench_model, check_bench_args, default_pack_bench, flat_rows, matmul_gflops
-    from liftbench.pipeline import resolve_device
+    from liftbench.errors import ConfigError
+    from liftbench.pipeline import check_output_dir, resolve_device
     from liftbench.results import write_text_atomic
 
+    if csv is not None:  # checked before minutes of measuring, not after
+        if csv.is_dir():
+            raise ConfigError(f"--csv {csv} is a directory; pass a file name, e.g. {csv / 'bench.csv'}.")
+        check_output_dir(csv.parent, "--csv")
     dev = resolve_device(device)
     cuda = CudaOptions(tf32=tf32, bf16=bf16, cuda_graph=cuda_graph)
     if cuda.names() and dev.type != "cuda":
@@ -48,8 +53,8 @@ def bench(
                            peak_gflops=peak_before, pack_bench=default_pack_bench(), cuda=cuda)
                for m in models]
     peak_after = matmul_gflops(dev)
-    if out:
-        write_text_atomic(out, pd.DataFrame(flat_rows(results)).to_csv(index=False, float_format="%.6g"))
+    if csv:
+        write_text_atomic(csv, pd.DataFrame(flat_rows(results)).to_csv(index=False, float_format="%.6g"))
     busy = max(r["other_cpu_pct"] for r in results)
     if as_json:
         console.print_json(json.dumps({"matmul_gflops_before": peak_before, "matmul_gflops_after": peak_after,

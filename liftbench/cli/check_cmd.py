@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,17 @@ from rich.table import Table
 from liftbench.cli import app
 from liftbench.cli._common import console
 
-DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "baselines" / "reference" / "results.csv"
+SHIPPED_REFERENCE = "baselines/reference/results.csv"  # liftbench.resources.shipped_path
+
+
+class Show(str, Enum):
+    """Which verdict rows the table prints; Typer turns the Enum into a choice, so anything else is a usage
+    error (exit 2) instead of silently printing everything."""
+
+    all = "all"
+    changed = "changed"
+
+
 _COLOURS = {"same": "green", "better": "cyan", "worse": "red", "missing": "red", "extra": "yellow",
             "not-comparable": "yellow", "new-failure": "red", "fixed": "cyan"}
 
@@ -20,17 +31,25 @@ _COLOURS = {"same": "green", "better": "cyan", "worse": "red", "missing": "red",
 @app.command("check", rich_help_panel="Evaluation")
 def check(
     results: Annotated[Path, typer.Argument(help="results.csv to check (a run's or a suite's).")],
-    reference: Annotated[Path, typer.Option("--reference", help="Reference CSV (tolerances in a .toml sidecar).")] = DEFAULT_REFERENCE,
+    reference: Annotated[Path | None, typer.Option("--reference", help="Reference CSV (tolerances in a .toml sidecar); default: the CI reference shipped with liftbench, baselines/reference/results.csv.", show_default=False)] = None,
     tol_mm: Annotated[float | None, typer.Option("--tol-mm", help="Absolute tolerance for every metric.")] = None,
     tol_rel: Annotated[float | None, typer.Option("--tol-rel", help="Relative tolerance in percent for every metric.")] = None,
     tol: Annotated[list[str] | None, typer.Option("--tol", help="Per-metric tolerance, e.g. mpjpe:0.5mm or auc:2% (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable verdicts.")] = False,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the reference from RESULTS on purpose and print what changed.")] = False,
-    show: Annotated[str, typer.Option("--show", help="all | changed: which verdict rows to print.")] = "all",
+    show: Annotated[Show, typer.Option("--show", help="Which verdict rows to print: all, or changed (everything but 'same').")] = Show.all,
 ) -> None:
     """Compare every value with the reference; exit 0 within tolerance, 1 regression, 2 missing/extra/malformed."""
     from liftbench.check import compare, exit_code, load_tolerances, update_reference
+    from liftbench.errors import ConfigError
+    from liftbench.resources import from_source_tree, shipped_path
 
+    if reference is None:
+        if update and not from_source_tree():
+            raise ConfigError("--update would rewrite the reference inside the installed package; pass "
+                              "--reference FILE (e.g. baselines/reference/results.csv of a checkout).")
+        reference = shipped_path(SHIPPED_REFERENCE)
+    load_tolerances(reference, tol_mm, tol_rel, tol)  # bad tolerances are errors even with --update
     if update:
         changed = update_reference(results, reference)
         console.print(f"reference {reference} rewritten from {results}; {len(changed)} value(s) changed")
@@ -52,7 +71,7 @@ def check(
             table.add_column(col, justify="right" if col in ("reference", "current", "delta") else "left")
         fmt = lambda x: "—" if x is None or x != x else f"{x:.3f}"  # noqa: E731
         for v in verdicts:
-            if show == "changed" and v.verdict == "same":
+            if show is Show.changed and v.verdict == "same":
                 continue
             k = v.key
             table.add_row(k["model"], k["variant"], k["seed"], k["test_noise"], k["seq_len"], k["metric"], k["slice"],

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, KeypointsOpt, console, err_console
+from liftbench.errors import LiftbenchError
 
 data_app = typer.Typer(help="List, prepare, inspect and verify datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data", rich_help_panel="Data")
@@ -29,16 +31,24 @@ def data_list(data_dir: DataDirOpt = None) -> None:
         location = source.location(data_dir) if entry.name != "h36m" or data_dir else "--data-dir DIR (VideoPose3D .npz files)"
         table.add_row(entry.name, source.description, source.default_keypoints, str(location))
     console.print(table)
-    console.print(f"Cache root: {cache_home(data_dir)} (override with --data-dir or LIFTBENCH_DATA)")
+    console.print(f"mocap-mini cache root: {cache_home(data_dir)} (override with --data-dir or LIFTBENCH_DATA; "
+                  "h36m reads only --data-dir)", soft_wrap=True)
 
 
 @data_app.command("prepare")
 def data_prepare(name: NameArg, data_dir: DataDirOpt = None,
-                 force: Annotated[bool, typer.Option("--force", help="Rebuild even if a valid cache exists.")] = False) -> None:
-    """Build (mocap-mini) or check (h36m) what a dataset needs before training."""
-    from liftbench.data import get_source
+                 force: Annotated[bool, typer.Option("--force", help="Rebuild even if a valid cache exists.")] = False,
+                 from_official: Annotated[str | None, typer.Option("--from-official", metavar="DIR", help="h36m: convert the official release in DIR (S*/MyPoseFeatures/D3_Positions/*.cdf) into --data-dir (needs the extra: pip install liftbench\\[h36m]).")] = None,
+                 subjects: Annotated[str | None, typer.Option("--subjects", help="With --from-official: convert only these subjects, e.g. S9,S11 (a partial release, stated in the manifest).")] = None) -> None:
+    """Build (mocap-mini) or check (h36m) what a dataset needs; h36m --from-official DIR converts the official release."""
+    from liftbench.data import prepare_dataset
 
-    console.print(get_source(name).prepare(data_dir, force=force))
+    if from_official is not None or subjects is not None:
+        from liftbench.data.h36m_official import prepare_from_official
+
+        console.print(prepare_from_official(name, from_official, data_dir, subjects, force), soft_wrap=True)
+        return
+    console.print(prepare_dataset(name, data_dir, force=force))
 
 
 @data_app.command("info")
@@ -77,16 +87,30 @@ def data_info(name: NameArg, data_dir: DataDirOpt = None, keypoints: KeypointsOp
         console.print("No trims or quirks.")
 
 
+SubjectsOpt = Annotated[str | None, typer.Option(help="Comma-separated subjects, e.g. S1,S5 (as train_subjects / test_subjects in a config); default: the dataset's split.", rich_help_panel="Data")]
+
+
 @data_app.command("verify")
-def data_verify(name: NameArg, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None) -> None:
-    """Check files, keys, shapes, dtypes, NaN/inf, lengths and cameras; exit 2 with one line per problem."""
-    from liftbench.data import get_source
+def data_verify(name: NameArg, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
+                train_subjects: SubjectsOpt = None, test_subjects: SubjectsOpt = None) -> None:
+    """Check exactly what training checks (files, keys, shapes, NaN/inf, implausible 2D/3D, lengths, cameras,
+    non-empty train and test splits); exit 2 with one line per problem."""
+    from liftbench.data import get_source, verify_dataset
 
     source = get_source(name)
-    problems = source.verify(data_dir, keypoints or source.default_keypoints)
+    split = {"train_subjects": _subjects(train_subjects), "test_subjects": _subjects(test_subjects)}
+    problems = verify_dataset(name, data_dir, keypoints, **split)
+    try:
+        where = source.location(data_dir)
+    except LiftbenchError:  # e.g. LIFTBENCH_DATA is a file: already one of the problems
+        where = str(data_dir or "?")
     if problems:
         for p in problems:
-            err_console.print(f"[red]problem:[/] {p}", soft_wrap=True)
-        err_console.print(f"{len(problems)} problem(s) found in {name} ({source.location(data_dir)}).")
+            err_console.print(f"[red]problem:[/] {escape(p)}", soft_wrap=True)
+        err_console.print(f"{len(problems)} problem(s) found in {name} ({escape(where)}).", soft_wrap=True)
         raise typer.Exit(2)
-    console.print(f"[green]ok[/] {name} ({source.location(data_dir)}): no problems found.")
+    console.print(f"[green]ok[/] {name} ({escape(where)}): no problems found.", soft_wrap=True)
+
+
+def _subjects(text: str | None) -> tuple[str, ...]:
+    return tuple(s.strip() for s in (text or "").split(",") if s.strip())

@@ -51,21 +51,29 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of initialisation, data order and dropout.")] = None,
     subset: Annotated[float | None, typer.Option("--subset", help="Keep this fraction of every sequence (quick runs).")] = None,
     device: DeviceOpt = "auto",
-    out: Annotated[Path | None, typer.Option("--out", help="Parent directory of run directories (default results/runs).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Results root (as for the suites): the run directory is OUT/runs/<model>-<config hash>/, so a suite with the same --out reuses it.")] = Path("results"),
     resume: Annotated[bool, typer.Option("--resume", "-r", help="Continue an interrupted run from its checkpoint.")] = False,
 ) -> None:
-    """Train one lifter; writes results/runs/<model>-<config hash>/ (config, checkpoint, metrics.jsonl)."""
+    """Train one lifter; writes OUT/runs/<model>-<config hash>/ (config, checkpoint, metrics.jsonl).
+
+    A finished run is found again by its config hash and reused only if the data behind it are unchanged
+    (same dataset fingerprint); otherwise its files are moved to <run dir>.stale-<old fingerprint>/ and it
+    retrains."""
     from liftbench.cli.progress import RichTrainProgress, make_progress
     from liftbench.config import parse_assignments, resolve_config
-    from liftbench.pipeline import train_run
+    from liftbench.pipeline import check_output_dir, train_run
 
     options = {"data.name": data, "data.keypoints": keypoints, "train.epochs": epochs, "train.seed": seed,
                "data.subset": subset}
     cfg = resolve_config(model, config, options=options, overrides=parse_assignments(set_))
+    check_output_dir(out, "--out")
     console.print(f"run {cfg.run_id}: {cfg.model} {cfg.toggles()} on {cfg.data.name}")
     with make_progress() as progress:
-        outcome = train_run(cfg, out_dir=out, data_dir=data_dir, device=device, resume=resume,
+        outcome = train_run(cfg, out_dir=out / "runs", data_dir=data_dir, device=device, resume=resume,
                             progress=RichTrainProgress(progress, cfg.run_id))
+    if outcome.stale_dir:
+        console.print(f"note: the data changed since this run was trained (other dataset fingerprint); the old run "
+                      f"was moved to {outcome.stale_dir} and the run retrained.", soft_wrap=True)
     if outcome.skipped:
         console.print(f"Run already complete: {outcome.run_dir} (nothing to do).")
     else:
@@ -82,7 +90,7 @@ def evaluate(
     save_predictions: Annotated[bool, typer.Option("--save-predictions", help="Also write predictions.npz.")] = False,
     video_mean: Annotated[bool, typer.Option("--video-mean", help="Also report Hossain's video-weighted average.")] = False,
     per_joint: Annotated[bool, typer.Option("--per-joint", help="Print the per-joint table too.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write results here instead of the run directory.")] = None,
+    results_dir: Annotated[Path | None, typer.Option("--results-dir", help="Directory for results.csv, protocol.json (and predictions.npz); default: the run directory.")] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Score every test frame exactly once: P1/P2 tables, results.csv, protocol.json (+ predictions.npz)."""
@@ -90,7 +98,7 @@ def evaluate(
     from liftbench.report import joint_table, paper_table
 
     res = evaluate_run(run_dir, data=data, data_dir=data_dir, keypoints=keypoints, noise_sigma=noise_sigma,
-                       noise_seed=noise_seed, save_predictions=save_predictions, out=out, device=device,
+                       noise_seed=noise_seed, save_predictions=save_predictions, out=results_dir, device=device,
                        video_mean=video_mean)
     label = f"{res.card['model']} {res.card['run_id']}"
     for metric, title in (("mpjpe", "Protocol #1 (MPJPE, mm)"), ("p_mpjpe", "Protocol #2 (P-MPJPE, mm)")):
@@ -123,14 +131,36 @@ def baselines(as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+def _check_paper(value: str) -> str:
+    """--paper must name a shipped baseline (checked when the command line is parsed)."""
+    from liftbench.baselines import load_baselines
+
+    load_baselines(value)  # UnknownNameError listing the keys
+    return value
+
+
+def _check_metric(value: str) -> str:
+    """--metric: a name (or alias) of the metric registry that the published baselines hold."""
+    from liftbench.baselines import load_baselines
+    from liftbench.errors import UnknownNameError, unknown_name_message
+    from liftbench.metrics import METRICS
+
+    published = sorted(set(load_baselines()["metric"].astype(str)) & set(METRICS.names()))
+    name = METRICS.canonical(value) if value in METRICS else value
+    if name not in published:
+        raise UnknownNameError("--metric: " + unknown_name_message("metric with published baselines", value, published))
+    return name
+
+
 @app.command("compare", rich_help_panel="Evaluation")
 def compare(
     results: Annotated[Path, typer.Argument(help="A results.csv (run or suite).")],
-    paper: Annotated[str, typer.Option("--paper", help="Baseline key, e.g. hossain2018, hossain2018_corrected, martinez2017.")] = "hossain2018_corrected",
-    metric: Annotated[str, typer.Option("--metric", help="mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
+    paper: Annotated[str, typer.Option("--paper", callback=_check_paper, help="Baseline key from `liftbench baselines`, e.g. hossain2018, hossain2018_corrected, martinez2017, pavllo2019.")] = "hossain2018_corrected",
+    metric: Annotated[str, typer.Option("--metric", callback=_check_metric, help="A registered metric the baselines publish: mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
     variant: Annotated[str | None, typer.Option("--variant", help="Only this liftbench variant (e.g. full, mlp).")] = None,
 ) -> None:
-    """liftbench vs a paper, per action group, with deltas; warns when datasets differ."""
+    """liftbench vs a paper, per action group; a delta only where the setting matches (2D source, data, noise,
+    window, alignment, TTA, variant), with the published averaging; buggy published numbers are flagged."""
     from liftbench.report import compare_with_paper
 
     table, warnings = compare_with_paper(results, paper, metric, variant)

@@ -8,6 +8,7 @@ default subject split and a record of every trim and quirk met while loading.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Sequence:
     camera: int  # 0..3 index into the subject's cameras
     keypoints_2d: np.ndarray  # (N, 17, 2) float32, pixels
     joints_3d: np.ndarray  # (N, 17, 3) float32, mm, camera frame
+    resolution: tuple[int, int] | None = None  # (width, height) px of the camera image; set from the cameras
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -49,6 +51,10 @@ class PoseDataset:
 
     def __post_init__(self) -> None:
         self.sequences.sort(key=lambda s: (s.subject, s.action, s.camera))
+        for s in self.sequences:  # the image size travels with each sequence (screen-normalised lifters)
+            cams = self.cameras.get(s.subject) if self.cameras else None
+            if s.resolution is None and cams is not None and 0 <= s.camera < len(cams):
+                s.resolution = tuple(int(v) for v in cams[s.camera].resolution)
 
     @property
     def subjects(self) -> list[str]:
@@ -104,5 +110,5 @@ def subset_sequences(sequences: list[Sequence], fraction: float) -> list[Sequenc
     out = []
     for s in sequences:
         n = max(1, int(round(s.n_frames * fraction)))
-        out.append(Sequence(s.subject, s.action, s.camera, s.keypoints_2d[:n], s.joints_3d[:n]))
+        out.append(dataclasses.replace(s, keypoints_2d=s.keypoints_2d[:n], joints_3d=s.joints_3d[:n]))
     return out

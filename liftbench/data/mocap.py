@@ -1,350 +1,37 @@
 """``mocap-mini``: the embedded default dataset, built from real motion capture shipped with pybullet.
 
-Source: the DeepMimic humanoid clips (``data/motions/humanoid3d_*.txt``, ``data/motions/walker/*.txt``)
-and skeleton (``humanoid/humanoid.urdf``, used at scale 0.25) in the ``pybullet_data`` package of the
-``pybullet`` wheel, zlib licence. The clips are motion capture retargeted to one humanoid; DeepMimic
-credits the CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu) and the SFU Motion Capture
-Database (mocap.cs.sfu.ca). Only the plain ``pybullet_data`` package is read, never the C extension.
-
-Build: parse joint rotations, resample every clip to 50 Hz (slerp; per-keyframe durations), run our
-own forward kinematics with per-pseudo-subject bone lengths (towards Human3.6M proportions), place
-the body in the H36M capture volume (Z-up, mm) and project through the real H36M cameras. The
-result is cached as one plain ``.npz`` plus ``manifest.json`` under ``cache_home()/mocap-mini/v1``.
-It is ~40 s of one performer's motion: a smoke-scale default, not a substitute for Human3.6M.
+The build (forward kinematics, resampling, placement, projection) is ``mocap_build.py``. This module is
+the cache: one plain ``.npz`` plus ``manifest.json`` under ``cache_home()/mocap-mini/v1``, written
+atomically with the manifest as the commit marker, and ``MocapMiniSource.examine``, the one check
+behind ``load`` and ``verify`` (manifest entries, hashes, stale sources, shapes, labels, NaN/inf,
+2D no camera produces, implausible 3D, bone lengths, clip and subject splits).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 import tempfile
 import time
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from importlib import metadata
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
 
-from liftbench import __version__ as LIFTBENCH_VERSION
-from liftbench.data.cameras import h36m_cameras, project, world_to_camera
+from liftbench.data.cameras import h36m_cameras
+from liftbench.data.checks import (
+    joints_3d_problem, keypoints_2d_problem, raise_first, split_problems, user_input_errors,
+)
 from liftbench.data.dataset import PoseDataset, Sequence
+from liftbench.data.mocap_build import (  # noqa: F401  (re-exported: the builder's public names)
+    BUILDER_VERSION, CLIPS, FPS, KEYPOINTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS, URDF_FILE, Body, PseudoSubject,
+    _sha256, build_arrays, forward_kinematics, lowest_point, parse_urdf, place, read_clip, resample, source_files,
+    source_package, source_root, subject_bones,
+)
 from liftbench.data.skeleton import NUM_JOINTS, bone_lengths
 from liftbench.data.source import DATASETS, DatasetSource, cache_home
-from liftbench.errors import DataError, MissingExtraError
-
-BUILDER_VERSION = 1  # bump whenever the arrays would change: the cache directory is keyed by it
-FPS = 50.0
-URDF_SCALE = 0.25  # humanoid_stable_pd.py loads the URDF with globalScaling=0.25
-KEYPOINTS = ("gt",)
-
-# (file under data/motions, action name, split). Takes of one motion type share the first word
-# (skeleton.action_group). Each clip is in exactly one split, so no test motion is ever trained on;
-# the test clips cover several motion types and ~21% of all frames with 2 of 6 subjects.
-CLIPS: tuple[tuple[str, str, str], ...] = (
-    ("humanoid3d_walk.txt", "Walk 1", "train"), ("walker/0walk_forward.txt", "Walk 2", "test"),
-    ("walker/turn_left0.txt", "Turn Left 1", "train"), ("walker/turn_left1.txt", "Turn Left 2", "train"),
-    ("walker/turn_right0.txt", "Turn Right 1", "train"), ("walker/turn_right1.txt", "Turn Right 2", "test"),
-    ("humanoid3d_run.txt", "Run", "train"), ("humanoid3d_jump.txt", "Jump", "test"),
-    ("humanoid3d_backflip.txt", "Backflip", "train"), ("humanoid3d_cartwheel.txt", "Cartwheel", "train"),
-    ("humanoid3d_crawl.txt", "Crawl", "train"), ("humanoid3d_roll.txt", "Roll", "train"),
-    ("humanoid3d_spin.txt", "Spin", "train"), ("humanoid3d_punch.txt", "Punch", "test"),
-    ("humanoid3d_dance_a.txt", "Dance A", "train"), ("humanoid3d_dance_b.txt", "Dance B", "test"),
-    ("humanoid3d_getup_facedown.txt", "Getup FaceDown", "train"),
-    ("humanoid3d_getup_faceup.txt", "Getup FaceUp", "test"),
-    ("humanoid3d_kick.txt", "Kick Front", "train"), ("humanoid3d_spinkick.txt", "Kick Spin", "test"),
-)
-URDF_FILE = "humanoid/humanoid.urdf"
-
-# DeepMimic frame vector (44 values): [duration, root xyz (m), root quat wxyz, then per joint below].
-# (joint, parent link, first index, kind); FK visits them in this order, parents first.
-JOINTS: tuple[tuple[str, str, int, str], ...] = (
-    ("chest", "root", 8, "quat"), ("neck", "chest", 12, "quat"),
-    ("right_hip", "root", 16, "quat"), ("right_knee", "right_hip", 20, "hinge"),
-    ("right_ankle", "right_knee", 21, "quat"), ("right_shoulder", "chest", 25, "quat"),
-    ("right_elbow", "right_shoulder", 29, "hinge"), ("right_wrist", "right_elbow", -1, "fixed"),
-    ("left_hip", "root", 30, "quat"), ("left_knee", "left_hip", 34, "hinge"),
-    ("left_ankle", "left_knee", 35, "quat"), ("left_shoulder", "chest", 39, "quat"),
-    ("left_elbow", "left_shoulder", 43, "hinge"), ("left_wrist", "left_elbow", -1, "fixed"),
-)
-# H36M-17 joint -> DeepMimic point ('nose'/'head' are virtual points on the neck link).
-H36M_FROM_DM = ("root", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-                "chest", "neck", "nose", "head", "left_shoulder", "left_elbow", "left_wrist",
-                "right_shoulder", "right_elbow", "right_wrist")
-NOSE_ON_NECK = np.array([50.0, 110.0, 0.0])  # mm in the neck link frame: ~121 mm above the Thorax
-HEAD_ON_NECK = np.array([20.0, 220.0, 0.0])  # ~114 mm above Neck/Nose
-# Y-up DeepMimic (x forward, z right) -> Z-up H36M-like world (x forward, y left): a proper rotation.
-Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-
-# Human3.6M reference bone lengths (mm, one subject); 'sole' = ankle height over a flat floor,
-# which H36M's "foot" joint has at ~60-110 mm (DeepMimic's foot box gives only 50 mm).
-H36M_BONES = {"hip": 132.9, "thigh": 442.9, "shin": 454.2, "spine": 233.4, "thorax": 257.1, "neck": 121.1,
-              "head": 115.0, "shoulder": 151.0, "upper_arm": 278.9, "forearm": 251.7, "sole": 80.0}
-
-
-@dataclass(frozen=True)
-class PseudoSubject:
-    name: str
-    camera_subject: str  # real H36M subject whose 4 calibrated cameras film this one
-    scale: float  # overall body size relative to the H36M reference
-    offset_mm: tuple[float, float]  # horizontal placement of the clip centre in the capture volume
-    yaw_deg: float  # rotation about the vertical axis
-
-
-# Test subjects are filmed by the cameras of H36M's own test subjects (S9, S11). The capture volume's
-# centre is ~0.5 m towards +y (camera 4 is the closest); placements and yaws were picked from a grid
-# search (10 deg, 150 mm) so every frame of every take keeps all 17 joints inside all 4 images.
-SUBJECTS = (
-    PseudoSubject("M1", "S1", 1.00, (150.0, 600.0), 50.0),
-    PseudoSubject("M2", "S5", 0.92, (150.0, 450.0), -120.0),
-    PseudoSubject("M3", "S6", 1.07, (0.0, 450.0), -140.0),
-    PseudoSubject("M4", "S7", 0.96, (150.0, 600.0), 100.0),
-    PseudoSubject("M5", "S9", 1.04, (300.0, 600.0), -60.0),
-    PseudoSubject("M6", "S11", 0.94, (450.0, 450.0), 150.0),
-)
-TRAIN_SUBJECTS = ("M1", "M2", "M3", "M4")
-TEST_SUBJECTS = ("M5", "M6")
-PROPORTION_SEED = 20240917  # fixed seed: per-segment variation is reproducible
-
-
-def subject_bones(index: int, subject: PseudoSubject) -> dict[str, float]:
-    """Target segment lengths (mm): H36M reference x overall scale x per-segment factor in [0.95, 1.05]."""
-    rng = np.random.Generator(np.random.PCG64([PROPORTION_SEED, index]))
-    factors = np.round(rng.uniform(0.95, 1.05, size=len(H36M_BONES)), 3)
-    return {k: round(v * subject.scale * f, 2) for (k, v), f in zip(H36M_BONES.items(), factors)}
-
-
-@dataclass
-class Body:
-    """Offsets (mm) of each joint in its parent link frame, virtual points and the foot box corners."""
-
-    offsets: dict[str, np.ndarray]
-    axes: dict[str, np.ndarray]  # hinge axes (URDF <axis>)
-    nose: np.ndarray
-    head: np.ndarray
-    foot_corners: np.ndarray  # (8, 3) in the ankle link frame
-
-    def lengths(self) -> dict[str, float]:
-        o = self.offsets
-        return {"hip": _norm(o["right_hip"]), "thigh": _norm(o["right_knee"]), "shin": _norm(o["right_ankle"]),
-                "spine": _norm(o["chest"]), "thorax": _norm(o["neck"]), "neck": _norm(self.nose),
-                "head": _norm(self.head - self.nose), "shoulder": _norm(o["right_shoulder"] - o["neck"]),
-                "upper_arm": _norm(o["right_elbow"]), "forearm": _norm(o["right_wrist"]),
-                "sole": float(-self.foot_corners[:, 1].min())}
-
-    def resized(self, target: dict[str, float]) -> Body:
-        """The same skeleton with each segment stretched to ``target`` mm (directions kept)."""
-        o, src = self.offsets, self.lengths()
-        fit = lambda v, seg: v * (target[seg] / src[seg])  # noqa: E731
-        new = {"chest": fit(o["chest"], "spine"), "neck": fit(o["neck"], "thorax")}
-        for side in ("right", "left"):
-            new[f"{side}_hip"] = fit(o[f"{side}_hip"], "hip")
-            new[f"{side}_knee"] = fit(o[f"{side}_knee"], "thigh")
-            new[f"{side}_ankle"] = fit(o[f"{side}_ankle"], "shin")
-            # shoulders hang off the chest; keep their position relative to the (moved) neck base
-            new[f"{side}_shoulder"] = new["neck"] + fit(o[f"{side}_shoulder"] - o["neck"], "shoulder")
-            new[f"{side}_elbow"] = fit(o[f"{side}_elbow"], "upper_arm")
-            new[f"{side}_wrist"] = fit(o[f"{side}_wrist"], "forearm")
-        nose = fit(self.nose, "neck")
-        feet = self.foot_corners * (target["shin"] / src["shin"])  # foot length/width follow the leg
-        feet[:, 1] = np.where(self.foot_corners[:, 1] < 0, -target["sole"], feet[:, 1])  # sole depth
-        return Body(new, self.axes, nose, nose + fit(self.head - self.nose, "head"), feet)
-
-
-def _norm(v: np.ndarray) -> float:
-    return float(np.linalg.norm(v))
-
-
-def _leg(bones: dict[str, float]) -> float:
-    """Hip-to-floor length: the root path is scaled by its ratio so longer legs do not skate."""
-    return bones["thigh"] + bones["shin"] + bones["sole"]
-
-
-def parse_urdf(text: str) -> Body:
-    """The DeepMimic humanoid at scale 0.25, in mm: joint origins, hinge axes and the foot box."""
-    root = ET.fromstring(text.replace("\x00", "").strip())  # the shipped file ends with a NUL byte
-    mm = URDF_SCALE * 1000.0
-    offsets, axes = {}, {}
-    for joint in root.iter("joint"):
-        name = joint.get("name")
-        offsets[name] = np.array(joint.find("origin").get("xyz").split(), float) * mm
-        if joint.find("axis") is not None:
-            axes[name] = np.array(joint.find("axis").get("xyz").split(), float)
-    box = next(link for link in root.iter("link") if link.get("name") == "right_ankle").find("collision")
-    centre = np.array(box.find("origin").get("xyz").split(), float) * mm
-    half = np.array(box.find("geometry/box").get("size").split(), float) * mm / 2
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)  # (8, 3)
-    missing = [j for j, *_ in JOINTS if j not in offsets]
-    if missing:
-        raise DataError(f"{URDF_FILE}: joint(s) {', '.join(missing)} missing; reinstall pybullet.")
-    return Body(offsets, axes, NOSE_ON_NECK.copy(), HEAD_ON_NECK.copy(), centre + signs * half)
-
-
-def read_clip(path: Path) -> np.ndarray:
-    """(K, 44) key frames of one DeepMimic JSON clip; each key frame needs a positive duration."""
-    try:
-        frames = np.asarray(json.loads(path.read_text())["Frames"], dtype=np.float64)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: not a readable DeepMimic clip ({exc}); reinstall pybullet.") from exc
-    if frames.ndim != 2 or frames.shape[1] != 44 or len(frames) < 2 or np.any(frames[:-1, 0] <= 0):
-        raise DataError(f"{path}: expected >= 2 key frames of 44 values with positive durations.")
-    return frames
-
-
-def resample(frames: np.ndarray, fps: float = FPS) -> np.ndarray:
-    """(K, 44) key frames -> (N, 44) at ``fps``: slerp rotations, linear root position and hinges.
-
-    Key frame k starts at the sum of the durations before it, so uneven durations are respected.
-    """
-    key_t = np.concatenate([[0.0], np.cumsum(frames[:-1, 0])])  # (K,)
-    t = np.minimum(np.arange(int(np.floor(key_t[-1] * fps + 1e-9)) + 1) / fps, key_t[-1])  # (N,) s
-    out = np.empty((len(t), frames.shape[1]))
-    out[:, 0] = 1.0 / fps
-    for i in range(1, 4):
-        out[:, i] = np.interp(t, key_t, frames[:, i])
-    for start in [4] + [s for _, _, s, kind in JOINTS if kind == "quat"]:
-        wxyz = frames[:, start:start + 4]
-        rot = Slerp(key_t, Rotation.from_quat(wxyz[:, [1, 2, 3, 0]]))(t)  # scipy wants (x, y, z, w)
-        out[:, start:start + 4] = rot.as_quat()[:, [3, 0, 1, 2]]
-    for _, _, s, kind in JOINTS:
-        if kind == "hinge":
-            out[:, s] = np.interp(t, key_t, frames[:, s])
-    return out
-
-
-def forward_kinematics(frames: np.ndarray, body: Body, root_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 44) frames -> H36M-17 joints (N, 17, 3) mm and foot box corners (N, 16, 3), DeepMimic Y-up.
-
-    ``p_child = p_parent + R_parent offset`` and ``R_child = R_parent R_joint`` (all URDF rpy are 0).
-    ``root_scale`` scales the root translation with the legs so a longer stride does not skate.
-    """
-    quat = lambda s: Rotation.from_quat(frames[:, [s + 1, s + 2, s + 3, s]])  # noqa: E731  (w,x,y,z) in file
-    pos = {"root": frames[:, 1:4] * 1000.0 * root_scale}
-    rot = {"root": quat(4)}
-    for name, parent, s, kind in JOINTS:
-        pos[name] = pos[parent] + rot[parent].apply(body.offsets[name])
-        if kind == "quat":
-            rot[name] = rot[parent] * quat(s)
-        elif kind == "hinge":
-            rot[name] = rot[parent] * Rotation.from_rotvec(frames[:, s:s + 1] * body.axes[name])  # (N, 3)
-        else:
-            rot[name] = rot[parent]
-    pos["nose"] = pos["neck"] + rot["neck"].apply(body.nose)
-    pos["head"] = pos["neck"] + rot["neck"].apply(body.head)
-    joints = np.stack([pos[j] for j in H36M_FROM_DM], axis=1)  # (N, 17, 3)
-    corners = [pos[a][:, None] + np.einsum("nij,kj->nki", rot[a].as_matrix(), body.foot_corners)
-               for a in ("right_ankle", "left_ankle")]  # 2 x (N, 8, 3)
-    return joints, np.concatenate(corners, axis=1)  # (N, 16, 3)
-
-
-def lowest_point(joints: np.ndarray, corners: np.ndarray) -> float:
-    """Lowest height (Y-up) over a clip of all joints and foot box corners: the clip's floor contact."""
-    return float(min(joints[..., 1].min(), corners[..., 1].min()))
-
-
-def place(joints_yup: np.ndarray, subject: PseudoSubject) -> np.ndarray:
-    """Y-up clip (N, 17, 3) -> Z-up world mm: centre the root path, turn by yaw, move to the offset."""
-    world = joints_yup @ Y_UP_TO_Z_UP.T  # (N, 17, 3)
-    root_xy = world[:, 0, :2]  # (N, 2)
-    centre = (root_xy.min(0) + root_xy.max(0)) / 2
-    yaw = np.deg2rad(subject.yaw_deg)
-    rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1.0]])
-    shift = np.array([-centre[0], -centre[1], 0.0])
-    return (world + shift) @ rz.T + np.array([*subject.offset_mm, 0.0])
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def source_root() -> Path:
-    try:
-        import pybullet_data  # plain data package; the pybullet C extension is never imported
-    except ImportError as exc:
-        raise MissingExtraError("mocap-mini is built from the motion capture clips in pybullet_data; install "
-                                "the 'mocap' extra: pip install 'liftbench[mocap]' (or pip install pybullet)") from exc
-    return Path(pybullet_data.getDataPath())
-
-
-def source_files() -> dict[str, Path]:
-    root = source_root()
-    files = {URDF_FILE: root / URDF_FILE, **{f"data/motions/{f}": root / "data/motions" / f for f, _, _ in CLIPS}}
-    missing = [k for k, p in files.items() if not p.is_file()]
-    if missing:
-        raise DataError(f"pybullet_data at {root} lacks {', '.join(missing)}; reinstall pybullet>=3.2.5.")
-    return files
-
-
-def source_package() -> dict[str, str]:
-    dist = (metadata.packages_distributions().get("pybullet_data") or ["pybullet"])[0]  # -> "pybullet"
-    try:
-        version = metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    return {"module": "pybullet_data", "distribution": dist, "version": version}
-
-
-def build_arrays() -> tuple[dict[str, np.ndarray], dict]:
-    """Build every sequence from the installed source: (npz arrays, manifest without the npz hash)."""
-    files = source_files()
-    base = parse_urdf(files[URDF_FILE].read_text(errors="replace"))
-    base_lengths = base.lengths()
-    cams = h36m_cameras()
-    subjects = {s.name: (s, subject_bones(i, s)) for i, s in enumerate(SUBJECTS)}
-    split_of = {s: "train" for s in TRAIN_SUBJECTS} | {s: "test" for s in TEST_SUBJECTS}
-    kp, j3, subj_col, act_col, cam_col, clips_info, in_view = [], [], [], [], [], [], {}
-    for fname, action, split in CLIPS:
-        keys = read_clip(files[f"data/motions/{fname}"])
-        frames = resample(keys)
-        floor = lowest_point(*forward_kinematics(frames, base))  # contact height of the captured body
-        clips_info.append({"file": fname, "action": action, "split": split, "key_frames": len(keys),
-                           "seconds": round(float(keys[:-1, 0].sum()), 4), "frames": len(frames)})
-        for name, (subject, bones) in subjects.items():
-            if split_of[name] != split:
-                continue
-            joints, corners = forward_kinematics(frames, base.resized(bones), _leg(bones) / _leg(base_lengths))
-            joints[..., 1] += floor - lowest_point(joints, corners)  # same floor contact as the capture
-            world = place(joints, subject)  # (N, 17, 3) Z-up mm
-            for cam in cams[subject.camera_subject]:
-                x3 = world_to_camera(world, cam)  # (N, 17, 3) camera mm
-                x2 = project(x3, cam)  # (N, 17, 2) px
-                w, h = cam.resolution
-                inside = np.all((x2 >= 0) & (x2 <= [w, h]) & (x3[..., 2:] > 0), axis=(1, 2))  # (N,)
-                in_view[f"{name}|{action}|{cam.index}"] = float(inside.mean())
-                kp.append(x2.astype(np.float32))
-                j3.append(x3.astype(np.float32))
-                subj_col.append(name)
-                act_col.append(action)
-                cam_col.append(cam.index)
-    lengths = np.array([len(k) for k in kp])
-    arrays = {"keypoints_2d": np.concatenate(kp), "joints_3d": np.concatenate(j3),
-              "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-              "subject": np.array(subj_col, dtype=str), "action": np.array(act_col, dtype=str),
-              "camera": np.array(cam_col, dtype=np.int64)}
-    frames_per_split = {sp: int(sum(n for n, s in zip(lengths, subj_col) if split_of[s] == sp))
-                        for sp in ("train", "test")}
-    worst = min(in_view, key=in_view.get)
-    manifest = {
-        "dataset": "mocap-mini", "builder_version": BUILDER_VERSION, "liftbench_version": LIFTBENCH_VERSION,
-        "source": {**source_package(), "files": {k: _sha256(p) for k, p in sorted(files.items())},
-                   "licence": "zlib (pybullet_data); DeepMimic clips from CMU and SFU motion capture"},
-        "build": {"fps": FPS, "urdf_scale": URDF_SCALE, "proportion_seed": PROPORTION_SEED,
-                  "h36m_reference_bones_mm": H36M_BONES,
-                  "deepmimic_bones_mm": {k: round(v, 2) for k, v in base_lengths.items()},
-                  "subjects": {n: {"camera_subject": s.camera_subject, "scale": s.scale, "offset_mm": list(s.offset_mm),
-                                   "yaw_deg": s.yaw_deg, "bones_mm": b} for n, (s, b) in subjects.items()},
-                  "train_subjects": list(TRAIN_SUBJECTS), "test_subjects": list(TEST_SUBJECTS), "clips": clips_info},
-        "counts": {"sequences": len(lengths), "frames": int(lengths.sum()), "frames_per_split": frames_per_split},
-        "in_view": {"mean": round(float(np.mean(list(in_view.values()))), 4), "worst": worst,
-                    "worst_fraction": round(in_view[worst], 4)},
-    }
-    return arrays, manifest
+from liftbench.errors import DataError, MissingExtraError, one_line
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -360,6 +47,39 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Manifest entries ``load`` reads, with their types: a manifest with the right npz hash but a missing
+# or mistyped entry is a corrupt cache (rebuilt by ``prepare``), never a KeyError.
+MANIFEST_SCHEMA: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("npz_sha256", str), ("builder_version", int), ("source", dict), ("source.files", dict), ("build", dict),
+    ("build.subjects", dict), ("build.train_subjects", list), ("build.test_subjects", list), ("build.clips", list),
+    ("counts", dict), ("counts.sequences", int), ("counts.frames", int), ("in_view", dict),
+    ("in_view.mean", (int, float)), ("in_view.worst", str), ("in_view.worst_fraction", (int, float)),
+)
+ARRAY_KINDS = {"keypoints_2d": "f", "joints_3d": "f", "offsets": "iu", "subject": "U", "action": "U", "camera": "iu"}
+
+
+def manifest_problem(manifest: object) -> str | None:
+    """The first entry of ``MANIFEST_SCHEMA`` (or of a subject / clip record) that is missing or mistyped."""
+    for dotted, kind in MANIFEST_SCHEMA:
+        value = manifest
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"entry '{dotted}' is missing or not a {getattr(kind, '__name__', 'number')}"
+    cams = h36m_cameras()
+    for name, subject in manifest["build"]["subjects"].items():
+        if not isinstance(subject, dict) or subject.get("camera_subject") not in cams:
+            return f"entry 'build.subjects.{name}' has no known 'camera_subject'"
+    for clip in manifest["build"]["clips"]:
+        if not (isinstance(clip, dict) and isinstance(clip.get("action"), str)
+                and clip.get("split") in ("train", "test")):
+            return "an entry of 'build.clips' lacks a string 'action' or a 'split' of train/test"
+    for key in ("train_subjects", "test_subjects"):
+        if not all(isinstance(s, str) for s in manifest["build"][key]):
+            return f"entry 'build.{key}' is not a list of subject names"
+    return None
 
 
 @DATASETS.register("mocap-mini")
@@ -382,6 +102,11 @@ class MocapMiniSource(DatasetSource):
         return ("liftbench data prepare mocap-mini" + (" --force" if force else "")
                 + (f" --data-dir {data_dir}" if data_dir else ""))
 
+    @staticmethod
+    def _writable() -> contextlib.AbstractContextManager:
+        return user_input_errors("the mocap-mini cache must be a directory you can write: pass --data-dir DIR "
+                                 "or set LIFTBENCH_DATA")
+
     def _check_keypoints(self, keypoints: str) -> None:
         if keypoints not in KEYPOINTS:
             raise DataError(f"keypoints '{keypoints}' is not available for mocap-mini; valid value: gt "
@@ -391,14 +116,15 @@ class MocapMiniSource(DatasetSource):
         start = time.perf_counter()
         arrays, manifest = build_arrays()
         out = self._dir(data_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        # The manifest is the commit marker: drop it first, swap in the npz, then write the manifest
-        # (with the npz hash). A crash anywhere leaves either no manifest (rebuilt on next use) or a
-        # manifest whose hash matches the npz next to it.
-        (out / self.MANIFEST).unlink(missing_ok=True)
-        _write_atomic(out / self.NPZ, lambda f: np.savez(f, **arrays))
-        manifest["npz_sha256"] = _sha256(out / self.NPZ)
-        _write_atomic(out / self.MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+        with self._writable():
+            out.mkdir(parents=True, exist_ok=True)
+            # The manifest is the commit marker: drop it first, swap in the npz, then write the manifest
+            # (with the npz hash). A crash anywhere leaves either no manifest (rebuilt on next use) or a
+            # manifest whose hash matches the npz next to it.
+            (out / self.MANIFEST).unlink(missing_ok=True)
+            _write_atomic(out / self.NPZ, lambda f: np.savez(f, **arrays))
+            manifest["npz_sha256"] = _sha256(out / self.NPZ)
+            _write_atomic(out / self.MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
         return manifest, time.perf_counter() - start
 
     def _read(self, data_dir: Path | None) -> tuple[dict, dict[str, np.ndarray]]:
@@ -406,35 +132,80 @@ class MocapMiniSource(DatasetSource):
         out = self._dir(data_dir)
         try:
             manifest = json.loads((out / self.MANIFEST).read_text())
+            problem = manifest_problem(manifest)
+            if problem:
+                raise ValueError(f"{self.MANIFEST}: {problem}")
             if _sha256(out / self.NPZ) != manifest["npz_sha256"]:
                 raise ValueError(f"{self.NPZ} does not match the sha256 in {self.MANIFEST}")
             with np.load(out / self.NPZ, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("keypoints_2d", "joints_3d", "offsets", "subject", "action", "camera")}
+                arrays = {k: z[k] for k in ARRAY_KINDS}
         except Exception as exc:  # noqa: BLE001 - OSError, JSON, zip, KeyError, pickle refusal...
-            raise DataError(f"mocap-mini cache at {out} is corrupt or unreadable ({exc}); rebuild it with: "
-                            f"{self._fix(data_dir)}") from exc
+            raise DataError(f"mocap-mini cache at {out} is corrupt or unreadable ({one_line(exc)}); rebuild it "
+                            f"with: {self._fix(data_dir)}") from exc
         return manifest, arrays
 
     def prepare(self, data_dir: Path | None = None, force: bool = False) -> str:
-        if not force and (self._dir(data_dir) / self.MANIFEST).exists():
-            try:
-                manifest, _ = self._read(data_dir)
-                if not self._source_problems(manifest):
-                    c = manifest["counts"]
-                    return (f"mocap-mini: cache up to date at {self._dir(data_dir)} ({c['sequences']} sequences, "
-                            f"{c['frames']:,} frames)")
-            except DataError:
-                pass  # corrupt or stale: rebuild below
-        manifest, seconds = self._build(data_dir)
+        with self._writable():
+            if not force and (self._dir(data_dir) / self.MANIFEST).exists():
+                try:
+                    manifest, arrays = self._read(data_dir)
+                    if not self._cache_problems(manifest, arrays, data_dir):
+                        c = manifest["counts"]
+                        return (f"mocap-mini: cache up to date at {self._dir(data_dir)} ({c['sequences']} sequences, "
+                                f"{c['frames']:,} frames)")
+                except DataError:
+                    pass  # corrupt or stale: rebuild below
+            manifest, seconds = self._build(data_dir)
         c = manifest["counts"]
         return (f"mocap-mini: built {self._dir(data_dir)} ({c['sequences']} sequences, {c['frames']:,} frames: "
                 f"train {c['frames_per_split']['train']:,}, test {c['frames_per_split']['test']:,}) in {seconds:.1f} s")
 
-    def load(self, data_dir: Path | None, keypoints: str) -> PoseDataset:
+    def ensure(self, data_dir: Path | None) -> None:
+        """Build the cache on first use (a missing manifest means never built or interrupted)."""
+        with self._writable():
+            if not (self._dir(data_dir) / self.MANIFEST).exists():
+                self._build(data_dir)
+
+    def examine(self, data_dir: Path | None, keypoints: str, *, train_subjects: Iterable[str] = (),
+                test_subjects: Iterable[str] = ()) -> tuple[list[str], PoseDataset | None]:
+        """The one check behind ``load`` and ``verify``: (every problem, the dataset if there are none)."""
         self._check_keypoints(keypoints)
-        if not (self._dir(data_dir) / self.MANIFEST).exists():
-            self._build(data_dir)
-        manifest, a = self._read(data_dir)
+        try:
+            with self._writable():
+                out = self._dir(data_dir)
+                if not (out / self.MANIFEST).exists():
+                    return [f"mocap-mini cache not built at {out} (training builds it on first use); build it now "
+                            f"with: {self._fix(data_dir, force=False)}"], None
+            manifest, arrays = self._read(data_dir)
+        except DataError as exc:
+            return [str(exc)], None
+        problems = self._cache_problems(manifest, arrays, data_dir)
+        if problems:
+            return problems, None
+        build = manifest["build"]
+        split, train, test = split_problems("mocap-mini", str(out / self.NPZ), set(arrays["subject"].tolist()),
+                                            build["train_subjects"], build["test_subjects"],
+                                            tuple(train_subjects) or None, tuple(test_subjects) or None)
+        if split:
+            return split, None
+        return [], self._dataset(manifest, arrays, data_dir, train, test)
+
+    def verify(self, data_dir: Path | None, keypoints: str, *, train_subjects: Iterable[str] = (),
+               test_subjects: Iterable[str] = ()) -> list[str]:
+        return self.examine(data_dir, keypoints, train_subjects=train_subjects, test_subjects=test_subjects)[0]
+
+    def load(self, data_dir: Path | None, keypoints: str, *, train_subjects: Iterable[str] | None = None,
+             test_subjects: Iterable[str] | None = None) -> PoseDataset:
+        self._check_keypoints(keypoints)
+        self.ensure(data_dir)
+        problems, dataset = self.examine(data_dir, keypoints, train_subjects=train_subjects or (),
+                                         test_subjects=test_subjects or ())
+        raise_first(problems, "liftbench data verify mocap-mini" + (f" --data-dir {data_dir}" if data_dir else ""))
+        assert dataset is not None  # no problems means a dataset
+        return dataset
+
+    def _dataset(self, manifest: dict, a: dict[str, np.ndarray], data_dir: Path | None,
+                 train: tuple[str, ...], test: tuple[str, ...]) -> PoseDataset:
         build = manifest["build"]
         cams = h36m_cameras()
         cameras = {n: cams[s["camera_subject"]] for n, s in build["subjects"].items()}
@@ -455,8 +226,8 @@ class MocapMiniSource(DatasetSource):
             f"{view['worst']} at {view['worst_fraction']:.1%}).",
         ]
         return PoseDataset(name="mocap-mini", keypoints="gt", fps=FPS, sequences=sequences, cameras=cameras,
-                           train_subjects=tuple(build["train_subjects"]), test_subjects=tuple(build["test_subjects"]),
-                           notes=notes, source={"path": str(self._dir(data_dir)), **manifest})
+                           train_subjects=train, test_subjects=test, notes=notes,
+                           source={"path": str(self._dir(data_dir)), **manifest})
 
     def _source_problems(self, manifest: dict) -> list[str]:
         """Differences between the files the cache was built from and the installed ones."""
@@ -472,32 +243,43 @@ class MocapMiniSource(DatasetSource):
             problems.append(f"cache built by builder v{manifest.get('builder_version')}, this is v{BUILDER_VERSION}")
         return problems
 
-    def verify(self, data_dir: Path | None, keypoints: str) -> list[str]:
-        self._check_keypoints(keypoints)
-        out = self._dir(data_dir)
-        if not (out / self.MANIFEST).exists():
-            return [f"mocap-mini cache not built at {out}; run: {self._fix(data_dir, force=False)}"]
-        try:
-            manifest, a = self._read(data_dir)
-        except DataError as exc:
-            return [str(exc)]
+    def _cache_problems(self, manifest: dict, a: dict[str, np.ndarray], data_dir: Path | None) -> list[str]:
+        """Everything wrong with a cache whose hashes match: stale sources, shapes, labels, values, splits."""
+        where = str(self._dir(data_dir) / self.NPZ)
         fix = f"; rebuild with: {self._fix(data_dir)}"
         problems = [p + fix for p in self._source_problems(manifest)]
+        wrong = [k for k, kinds in ARRAY_KINDS.items() if a[k].dtype.kind not in kinds]
         kp, j3, off = a["keypoints_2d"], a["joints_3d"], a["offsets"]
-        n_seq = len(off) - 1
-        if kp.shape[1:] != (NUM_JOINTS, 2) or j3.shape[1:] != (NUM_JOINTS, 3) or len(kp) != len(j3):
-            problems.append(f"array shapes {kp.shape} / {j3.shape}, expected (F, 17, 2) / (F, 17, 3){fix}")
+        if wrong or kp.shape[1:] != (NUM_JOINTS, 2) or j3.shape[1:] != (NUM_JOINTS, 3) or len(kp) != len(j3) \
+                or off.ndim != 1 or len(off) < 2:
+            problems.append(f"{where}: array dtypes/shapes {[f'{k} {a[k].dtype}{a[k].shape}' for k in ARRAY_KINDS]}, "
+                            f"expected float (F, 17, 2) / (F, 17, 3), integer offsets and camera, string labels{fix}")
             return problems
+        n_seq = len(off) - 1
+        subjects = manifest["build"]["subjects"]
         if off[0] != 0 or off[-1] != len(kp) or np.any(np.diff(off) <= 0) or \
-                not len(a["subject"]) == len(a["action"]) == len(a["camera"]) == n_seq:
-            problems.append(f"sequence offsets/labels inconsistent with {len(kp)} frames{fix}")
+                not a["subject"].shape == a["action"].shape == a["camera"].shape == (n_seq,) or \
+                not set(a["subject"].tolist()) <= set(subjects) or np.any((a["camera"] < 0) | (a["camera"] > 3)):
+            problems.append(f"{where}: sequence offsets/labels inconsistent with {len(kp)} frames and the manifest's "
+                            f"subjects{fix}")
             return problems
         if n_seq != manifest["counts"]["sequences"] or len(kp) != manifest["counts"]["frames"]:
-            problems.append(f"{n_seq} sequences / {len(kp)} frames, manifest says "
+            problems.append(f"{where}: {n_seq} sequences / {len(kp)} frames, manifest says "
                             f"{manifest['counts']['sequences']} / {manifest['counts']['frames']}{fix}")
-        for name, arr in (("keypoints_2d", kp), ("joints_3d", j3)):
+        for name, arr, dims in (("keypoints_2d", kp, 2), ("joints_3d", j3, 3)):
             if not np.isfinite(arr).all():
-                problems.append(f"{name} has {int((~np.isfinite(arr)).sum())} NaN/inf values{fix}")
+                problems.append(f"{where}: {name} has {int((~np.isfinite(arr)).sum())} NaN/inf values{fix}")
+        cams = h36m_cameras()
+        for i in range(n_seq):
+            subject, camera = str(a["subject"][i]), int(a["camera"][i])
+            if not (np.isfinite(kp[off[i]:off[i + 1]]).all() and np.isfinite(j3[off[i]:off[i + 1]]).all()):
+                continue  # already reported
+            label = f"{where}: {subject} {a['action'][i]} cam {camera}"
+            resolution = cams[subjects[subject]["camera_subject"]][camera].resolution
+            problem = (keypoints_2d_problem(kp[off[i]:off[i + 1]], resolution, label, fix.lstrip("; "))
+                       or joints_3d_problem(j3[off[i]:off[i + 1]], label, fix.lstrip("; "), unit="mm"))
+            if problem:
+                problems.append(problem)
         for subject in np.unique(a["subject"]):
             rows = np.concatenate([np.arange(off[i], off[i + 1]) for i in np.flatnonzero(a["subject"] == subject)])
             bones = bone_lengths(j3[rows].astype(np.float64))  # (F, 16)

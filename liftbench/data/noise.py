@@ -7,6 +7,7 @@ models are evaluated, so every model evaluated with the same seed sees exactly t
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -27,6 +28,5 @@ def add_gaussian_noise(sequences: list[Sequence], sigma: float, seed: int) -> li
         raise ValueError(f"noise sigma must be >= 0 pixels, got {sigma}")
     if sigma == 0:
         return sequences
-    return [Sequence(s.subject, s.action, s.camera,
-                     (s.keypoints_2d + sequence_noise(s, sigma, seed)).astype(np.float32), s.joints_3d)
+    return [dataclasses.replace(s, keypoints_2d=(s.keypoints_2d + sequence_noise(s, sigma, seed)).astype(np.float32))
             for s in sequences]

@@ -1,67 +1,190 @@
-"""Shared preprocessing: root-centring, the 16-joint input/output selection and z-scoring.
+"""Representations a lifter can declare, and the one place that encodes and decodes them.
 
-Convention (Martinez 2017 / Hossain 2018, see ``skeleton``): inputs are 16 2D joints without
-Neck/Nose, raw pixels, z-scored per dimension -> (N, 32); targets are the 16 non-root joints of the
-root-centred camera-frame 3D pose in mm, z-scored -> (N, 48). Statistics come from the training
-split only (all its frames and cameras) and are saved with every model. The root is re-inserted as
-zero when converting predictions back to (N, 17, 3) poses, so metrics average all 17 joints.
+A lifter's ``Representation`` (declared in its contract, ``models.base.Contract``) says:
+
+* ``input_joints``: ``"h36m16"`` = the 17 without Neck/Nose (Martinez / Hossain GT input), or
+  ``"h36m17"`` = all 17 (VideoPose3D); (x, y) per joint, interleaved.
+* ``input_norm``: ``"zscore"`` = raw pixels z-scored per dimension with training-split statistics
+  (Martinez / Hossain), or ``"screen"`` = x / w * 2 - 1, y / w * 2 - h / w with the camera's image
+  width w and height h (VideoPose3D: aspect ratio kept, absolute position kept, no statistics).
+* ``output_joints``: ``"nonroot16"`` = the 16 non-root joints of the root-centred pose, the root
+  re-inserted as an exact zero (Martinez / Hossain), or ``"all17"`` = all 17 with a zero root target,
+  the predicted root kept at evaluation (VideoPose3D: its small error enters every metric).
+* ``output_norm``: ``"zscore"`` (mm, training-split statistics) or ``"metres"`` (unnormalised metres).
+
+Every representation is an affine map of (possibly screen-normalised) coordinates, so it is carried by
+one ``NormStats`` (saved with every model): ``encoded = (flat - mean) / std``. Screen normalisation is
+the per-camera part applied before it; "metres" is mean 0, std 1000 on millimetres. Statistics come
+from the training split only (all its frames and cameras). The evaluator always decodes to the 17
+joints in mm (``outputs_to_poses``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence as Seq
 
 import numpy as np
 import torch
 
 from liftbench.data.dataset import Sequence
-from liftbench.data.skeleton import INPUT_JOINTS, NUM_JOINTS, OUTPUT_JOINTS, root_centre
-from liftbench.models.base import NormStats
+from liftbench.data.skeleton import FLIP_PERMUTATION, INPUT_JOINTS, NUM_JOINTS, OUTPUT_JOINTS, root_centre
+from liftbench.errors import ConfigError, DataError
 
-_MIN_STD = 1e-6  # guards dimensions that never move (cannot happen for real poses, but never divide by 0)
+_MIN_STD = 1e-6  # guards dimensions that never move (the zero root of "all17", constant joints): never divide by 0
 
-
-def flat_inputs(keypoints_2d: np.ndarray) -> np.ndarray:
-    """(N, 17, 2) px -> (N, 32) float64, the 16 input joints interleaved x, y."""
-    return keypoints_2d[:, INPUT_JOINTS, :].reshape(len(keypoints_2d), -1).astype(np.float64)  # (N, 32)
-
-
-def flat_targets(joints_3d: np.ndarray) -> np.ndarray:
-    """(N, 17, 3) mm -> (N, 48) float64, root-centred, the 16 non-root joints interleaved x, y, z."""
-    centred = root_centre(joints_3d.astype(np.float64))
-    return centred[:, OUTPUT_JOINTS, :].reshape(len(joints_3d), -1)  # (N, 48)
+INPUT_JOINT_SETS: dict[str, tuple[int, ...]] = {"h36m16": INPUT_JOINTS, "h36m17": tuple(range(NUM_JOINTS))}
+OUTPUT_JOINT_SETS: dict[str, tuple[int, ...]] = {"nonroot16": OUTPUT_JOINTS, "all17": tuple(range(NUM_JOINTS))}
+INPUT_NORMS = ("zscore", "screen")
+OUTPUT_NORMS = ("zscore", "metres")
 
 
-def compute_stats(train_sequences: Seq[Sequence]) -> NormStats:
-    """Per-dimension mean/std over every training frame (float64 accumulation, float32 result)."""
+@dataclasses.dataclass(frozen=True)
+class NormStats:
+    """Affine statistics of the flattened model input (D_in,) and output (D_out,), float32 tensors."""
+
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    out_mean: torch.Tensor
+    out_std: torch.Tensor
+
+    def to(self, device: torch.device | str) -> NormStats:
+        return NormStats(*(t.to(device) for t in dataclasses.astuple(self)))
+
+    def unnormalize_output(self, y: torch.Tensor) -> torch.Tensor:
+        """(..., D_out) encoded -> (..., D_out) root-relative millimetres."""
+        return y * self.out_std + self.out_mean
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+    """What a lifter reads and writes (module docstring); the default is the Martinez/Hossain one."""
+
+    input_joints: str = "h36m16"
+    input_norm: str = "zscore"
+    output_joints: str = "nonroot16"
+    output_norm: str = "zscore"
+
+    def validate(self, where: str = "lifter") -> None:
+        for name, allowed in (("input_joints", INPUT_JOINT_SETS), ("input_norm", INPUT_NORMS),
+                              ("output_joints", OUTPUT_JOINT_SETS), ("output_norm", OUTPUT_NORMS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{where}: contract {name} must be one of {', '.join(allowed)}, "
+                                  f"got {getattr(self, name)!r}.")
+
+    @property
+    def input_joint_ids(self) -> tuple[int, ...]:
+        return INPUT_JOINT_SETS[self.input_joints]
+
+    @property
+    def output_joint_ids(self) -> tuple[int, ...]:
+        return OUTPUT_JOINT_SETS[self.output_joints]
+
+    @property
+    def input_dim(self) -> int:
+        return 2 * len(self.input_joint_ids)
+
+    @property
+    def output_dim(self) -> int:
+        return 3 * len(self.output_joint_ids)
+
+    @property
+    def root_handling(self) -> str:
+        """How the root enters the 17-joint metrics, in words (protocol card and rows)."""
+        if self.output_joints == "nonroot16":
+            return "root not predicted: inserted as an exact zero, counted in every 17-joint mean"
+        return "root predicted with a zero target: its (small) predicted offset counted in every 17-joint mean"
+
+    @property
+    def flippable(self) -> bool:
+        """Mirroring is a sign flip + joint swap in encoded space only for screen input and metre output."""
+        return self.input_norm == "screen" and self.output_norm == "metres"
+
+
+DEFAULT_REPRESENTATION = Representation()
+
+
+def _resolution(seq: Sequence) -> tuple[float, float]:
+    if seq.resolution is None:
+        raise DataError(f"Sequence {seq.subject}/{seq.action}/cam{seq.camera} has no image size, which a "
+                        "screen-normalised lifter needs; give the camera resolution (width, height).")
+    return float(seq.resolution[0]), float(seq.resolution[1])
+
+
+def flat_inputs(keypoints_2d: np.ndarray, rep: Representation = DEFAULT_REPRESENTATION,
+                resolution: tuple[float, float] | None = None) -> np.ndarray:
+    """(N, 17, 2) px -> (N, 2J) float64, the representation's input joints interleaved x, y (screen-
+    normalised by the image ``resolution`` (w, h) when the representation asks for it)."""
+    xy = keypoints_2d[:, rep.input_joint_ids, :].astype(np.float64)  # (N, J, 2)
+    if rep.input_norm == "screen":
+        w, h = resolution  # type: ignore[misc]
+        xy = xy / w * 2.0 - np.array([1.0, h / w])  # VideoPose3D normalize_screen_coordinates
+    return xy.reshape(len(keypoints_2d), -1)  # (N, J, 2) -> (N, 2J)
+
+
+def flat_targets(joints_3d: np.ndarray, rep: Representation = DEFAULT_REPRESENTATION) -> np.ndarray:
+    """(N, 17, 3) mm -> (N, 3J) float64, root-centred, the representation's output joints interleaved."""
+    centred = root_centre(joints_3d.astype(np.float64))  # (N, 17, 3), root exactly 0
+    return centred[:, rep.output_joint_ids, :].reshape(len(joints_3d), -1)  # (N, 3J)
+
+
+def _sequence_inputs(seq: Sequence, rep: Representation) -> np.ndarray:
+    return flat_inputs(seq.keypoints_2d, rep, _resolution(seq) if rep.input_norm == "screen" else None)
+
+
+def compute_stats(train_sequences: Seq[Sequence], rep: Representation = DEFAULT_REPRESENTATION) -> NormStats:
+    """The representation's statistics: per-dimension mean/std over every training frame for a
+    z-scored side (float64 accumulation, float32 result), fixed constants otherwise."""
     if not train_sequences:
         raise ValueError("cannot compute normalisation statistics from an empty training split")
-    x = np.concatenate([flat_inputs(s.keypoints_2d) for s in train_sequences])  # (F, 32)
-    y = np.concatenate([flat_targets(s.joints_3d) for s in train_sequences])  # (F, 48)
-    x_std, y_std = x.std(axis=0), y.std(axis=0)
-    return NormStats(
-        in_mean=torch.tensor(x.mean(axis=0), dtype=torch.float32),
-        in_std=torch.tensor(np.maximum(x_std, _MIN_STD), dtype=torch.float32),
-        out_mean=torch.tensor(y.mean(axis=0), dtype=torch.float32),
-        out_std=torch.tensor(np.maximum(y_std, _MIN_STD), dtype=torch.float32),
-    )
+    if rep.input_norm == "zscore":
+        x = np.concatenate([_sequence_inputs(s, rep) for s in train_sequences])  # (F, D_in)
+        in_mean, in_std = x.mean(axis=0), np.maximum(x.std(axis=0), _MIN_STD)
+    else:
+        in_mean, in_std = np.zeros(rep.input_dim), np.ones(rep.input_dim)
+    if rep.output_norm == "zscore":
+        y = np.concatenate([flat_targets(s.joints_3d, rep) for s in train_sequences])  # (F, D_out)
+        out_mean, out_std = y.mean(axis=0), np.maximum(y.std(axis=0), _MIN_STD)
+    else:  # metres: encoded = mm / 1000
+        out_mean, out_std = np.zeros(rep.output_dim), np.full(rep.output_dim, 1000.0)
+    return NormStats(*(torch.tensor(a, dtype=torch.float32) for a in (in_mean, in_std, out_mean, out_std)))
+
+
+def encode_inputs(seq: Sequence, stats: NormStats, rep: Representation = DEFAULT_REPRESENTATION) -> np.ndarray:
+    """A sequence's 2D -> (N, D_in) float32 model input."""
+    return ((_sequence_inputs(seq, rep) - stats.in_mean.double().numpy()) / stats.in_std.double().numpy()).astype(np.float32)
 
 
 def normalize_inputs(keypoints_2d: np.ndarray, stats: NormStats) -> np.ndarray:
-    """(N, 17, 2) px -> (N, 32) float32 z-scores."""
+    """(N, 17, 2) px -> (N, 32) float32 z-scores (the default representation)."""
     return ((flat_inputs(keypoints_2d) - stats.in_mean.double().numpy()) / stats.in_std.double().numpy()).astype(np.float32)
 
 
-def normalize_targets(joints_3d: np.ndarray, stats: NormStats) -> np.ndarray:
-    """(N, 17, 3) mm -> (N, 48) float32 z-scores of the root-centred non-root joints."""
-    return ((flat_targets(joints_3d) - stats.out_mean.double().numpy()) / stats.out_std.double().numpy()).astype(np.float32)
+def normalize_targets(joints_3d: np.ndarray, stats: NormStats, rep: Representation = DEFAULT_REPRESENTATION) -> np.ndarray:
+    """(N, 17, 3) mm -> (N, D_out) float32 encoded root-centred targets."""
+    return ((flat_targets(joints_3d, rep) - stats.out_mean.double().numpy()) / stats.out_std.double().numpy()).astype(np.float32)
 
 
-def outputs_to_poses(y_mm: np.ndarray) -> np.ndarray:
-    """(N, 48) root-relative mm -> (N, 17, 3) with the root joint re-inserted at exactly zero."""
+def outputs_to_poses(y_mm: np.ndarray, rep: Representation = DEFAULT_REPRESENTATION) -> np.ndarray:
+    """(N, D_out) root-relative mm -> (N, 17, 3): "nonroot16" gets the root re-inserted at exactly zero;
+    "all17" keeps the predicted root (not re-centred: VideoPose3D scores it as predicted)."""
     poses = np.zeros((len(y_mm), NUM_JOINTS, 3), dtype=y_mm.dtype)  # (N, 17, 3)
-    poses[:, OUTPUT_JOINTS, :] = y_mm.reshape(len(y_mm), len(OUTPUT_JOINTS), 3)  # (N, 16, 3)
+    ids = rep.output_joint_ids
+    poses[:, ids, :] = y_mm.reshape(len(y_mm), len(ids), 3)  # (N, J, 3)
     return poses
+
+
+def flip_maps(rep: Representation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mirroring in encoded space: (input permutation (D_in,), input signs, output permutation (D_out,),
+    output signs). x is negated (screen x about the image centre line, camera X about the optical axis
+    plane, as VideoPose3D) and left/right joints swap."""
+    def maps(ids: tuple[int, ...], dims: int) -> tuple[np.ndarray, np.ndarray]:
+        pos = {j: i for i, j in enumerate(ids)}
+        perm = np.array([pos[FLIP_PERMUTATION[j]] * dims + d for j in ids for d in range(dims)], dtype=np.int64)
+        sign = np.tile(np.array([-1.0] + [1.0] * (dims - 1), dtype=np.float32), len(ids))
+        return perm, sign
+
+    return (*maps(rep.input_joint_ids, 2), *maps(rep.output_joint_ids, 3))
 
 
 def stats_to_state(stats: NormStats) -> dict[str, torch.Tensor]:

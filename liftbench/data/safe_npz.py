@@ -1,146 +1,315 @@
-"""Read ``.npz`` archives, including VideoPose3D's pickled dicts, without running code from the file.
+"""Read ``.npz`` archives, including VideoPose3D's pickled dicts, without running code or trusting sizes.
 
 ``np.load(..., allow_pickle=True)`` hands object arrays to the stock unpickler, which will call any
-importable function the file names (``os.system``...). VideoPose3D stores its dicts exactly that way
-(``positions_3d`` is a 0-d object array holding ``{subject: {action: array}}``), so liftbench reads
-the archive itself:
+importable function the file names (``os.system``...) and lets the file choose dtype states that make
+numpy read file bytes as pointers. VideoPose3D stores its dicts exactly that way (``positions_3d`` is
+a 0-d object array holding ``{subject: {action: array}}``), so liftbench reads the archive itself:
 
-* each ``<key>.npy`` member's header is parsed with ``numpy.lib.format`` (``read_magic`` and
-  ``read_array_header_1_0/2_0``, which parse the header with ``ast.literal_eval``);
-* plain dtypes are read straight from the bytes (``np.frombuffer``), never through pickle;
-* object dtypes go through ``_RestrictedUnpickler``, whose ``find_class`` only returns the handful
-  of callables needed to rebuild numpy arrays, scalars, dtypes and plain containers. Anything else
-  is refused with ``UnsafeFileError`` before it can be called.
+* only stored or deflated members (what numpy writes); each ``<key>.npy`` member is read through a
+  reader that never returns more than the member's declared uncompressed size, and the member must
+  end exactly where its array (or pickle) ends: trailing data, or data beyond the declared size, is
+  refused (``UnsafeFileError``) without being read;
+* the ``.npy`` header is parsed here (at most ``MAX_HEADER`` bytes, a fixed grammar, no ``eval``) and
+  admits only plain numeric dtypes (bool, int, uint, float up to 8 bytes; any byte order) and the
+  object dtype ``|O`` that numpy uses for pickled payloads;
+* numeric members are read straight into their array; a plain member's declared size must equal its
+  header plus ``prod(shape) * itemsize`` before a byte of data is read;
+* object members go through ``safe_pickle.RestrictedUnpickler``, a pure-Python interpreter that only
+  rebuilds dicts, lists, tuples, str, int, float, bool, None and numeric arrays.
 
-0-d object arrays are unwrapped (``.item()``), so ``load_npz(p)["positions_3d"]`` is the dict.
+Memory: buffers grow with the bytes actually read (never with a size the file declares), so loading
+peaks at about the size of the arrays the file really holds (protocol-2 pickles, which spell array
+bytes as text, about twice that) plus a fixed margin. 0-d object arrays are unwrapped, so
+``load_npz(p)["positions_3d"]`` is the dict.
 """
 
 from __future__ import annotations
 
-import collections
-import io
-import pickle
+import re
+import struct
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
-from numpy.lib import format as npy_format
 
+from liftbench.data.safe_numpy import numeric_dtype, printable
+from liftbench.data.safe_pickle import FIX, RestrictedUnpickler
 from liftbench.errors import DataError, UnsafeFileError
 
-try:  # numpy >= 2: the real module behind the public ``numpy.lib.format`` shim
-    from numpy.lib import _format_impl as _npy_impl
-except ImportError:  # numpy 1.x
-    _npy_impl = npy_format
+MAX_HEADER = 10_000  # bytes of a .npy header (numpy's own default limit)
+_CHUNK = 1 << 24  # bytes per read of large data: buffers grow with what is really there
+_SMALL = 1 << 16  # read-ahead for opcodes and headers
+_MAGIC = b"\x93NUMPY"
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
-try:  # numpy >= 2 moved the C core to ``numpy._core``; pickles written by 1.x still say ``numpy.core``
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
-
-import _codecs  # noqa: E402  (protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1'))
-
-# (module, name) -> the object to hand back. A fixed table, not an import: the unpickler never
-# imports a module named by the file, so even a harmless-looking name cannot trigger import side
-# effects, and both numpy 1.x and 2.x spellings resolve to the installed numpy without the
-# DeprecationWarning that importing ``numpy.core`` raises under numpy 2.
-_ALLOWED: dict[tuple[str, str], object] = {
-    **{(mod, "_reconstruct"): _multiarray._reconstruct
-       for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(mod, "scalar"): _multiarray.scalar for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    # protocol <= 3 spell these containers as calls instead of opcodes (protocol 2: '__builtin__')
-    **{(mod, t.__name__): t for mod in ("builtins", "__builtin__") for t in (set, frozenset, complex, bytearray)},
-    ("_codecs", "encode"): _codecs.encode,
-}
+# {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } in any key order, either quote style;
+# py2-era headers may write longs as 3L.
+_ITEM = re.compile(r"""\s*(['"])(\w+)\1\s*:\s*"""  # 'key':
+                   r"""(?:(['"])([^'"]*)\3|(True|False)|\(((?:\s*\d{1,15}L?\s*,)*(?:\s*\d{1,15}L?)?\s*)\))"""  # value
+                   r"""\s*(,|(?=\}))""")
+_DESCR = re.compile(r"([<>|=]?)([biuf])(\d+)")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can only rebuild numpy arrays/scalars/dtypes and plain containers."""
+class _MemberStream:
+    """The uncompressed bytes of one stored or deflated member, inflated here and never past its declared size.
 
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="latin1")  # numpy's own choice for Python-2-era pickles
-        self._source = source
+    ``zipfile`` stops at the declared size too, but it silently ignores compressed data beyond it (a
+    member can hide gigabytes of zeros after its array) and offers no way to ask; inflating here lets
+    ``check_end`` refuse any output beyond the declared size, without producing more than one byte of it.
+    """
 
-    def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafeFileError(
-                f"{self._source}: refuses to load '{module}.{name}' from the pickled data: the file may "
-                "execute code; regenerate it with numpy arrays only") from None
+    def __init__(self, fp, info: zipfile.ZipInfo, where: str):
+        fp.seek(info.header_offset)
+        local = fp.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise DataError(f"{where}: bad local zip header; re-download or regenerate the file.")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fp.seek(info.header_offset + 30 + name_len + extra_len)
+        self._fp, self._where = fp, where
+        self._compressed_left = info.compress_size
+        self._declared_left = info.file_size
+        self._inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+        self._pending = b""  # compressed input not yet consumed by the inflater
+        self._crc, self._expected_crc = 0, info.CRC
 
-    def persistent_load(self, pid):  # the stock one already refuses; say why in our words
-        raise UnsafeFileError(f"{self._source}: pickled data uses persistent ids, which liftbench does not "
-                              "load; regenerate it with numpy arrays only")
+    def _input(self) -> bytes:
+        if not self._pending and self._compressed_left > 0:
+            self._pending = self._fp.read(min(self._compressed_left, _SMALL))
+            self._compressed_left -= len(self._pending)
+            if not self._pending:
+                self._compressed_left = 0  # the file ends early: truncated
+        return self._pending
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the declared end or a truncated member)."""
+        n = min(n, self._declared_left)
+        if n <= 0:
+            return b""
+        if self._inflater is None:
+            data = self._fp.read(min(n, self._compressed_left))
+            self._compressed_left -= len(data)
+        else:
+            data = b""
+            while not data and not self._inflater.eof and self._input():
+                data = self._inflater.decompress(self._pending, n)  # at most n bytes out
+                self._pending = self._inflater.unconsumed_tail
+        self._declared_left -= len(data)
+        self._crc = zlib.crc32(data, self._crc)
+        return data
+
+    def check_end(self) -> None:
+        """After the declared size was read: nothing may follow, and the CRC must match."""
+        if self._inflater is None:
+            extra = self._compressed_left > 0
+        else:
+            extra = False
+            while not extra and not self._inflater.eof and self._input():
+                extra = bool(self._inflater.decompress(self._pending, 1))
+                self._pending = self._inflater.unconsumed_tail
+            if not extra and not self._inflater.eof:
+                raise DataError(f"{self._where}: truncated compressed data; re-download or regenerate it.")
+            extra = extra or bool(self._inflater.unused_data) or self._compressed_left > 0
+        if extra:
+            raise UnsafeFileError(f"{self._where}: member holds more data than its declared size; "
+                                  "regenerate the file.")
+        if self._crc != self._expected_crc:
+            raise DataError(f"{self._where}: CRC-32 mismatch (corrupt member); re-download or regenerate it.")
 
 
-def _read_header(fp, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Parse one ``.npy`` header: (shape, fortran_order, dtype)."""
-    version = npy_format.read_magic(fp)
-    if version == (1, 0):
-        return npy_format.read_array_header_1_0(fp)
-    if version == (2, 0):
-        return npy_format.read_array_header_2_0(fp)
-    if version == (3, 0) and hasattr(_npy_impl, "_read_array_header"):  # utf-8 field names
-        return _npy_impl._read_array_header(fp, version=(3, 0))
-    raise DataError(f"{where}: unsupported .npy format version {version}; re-save it with numpy.")
+class _MemberReader:
+    """Exact-size reads from one member for the header parser and the unpickler (``remaining`` counts down).
+
+    Small reads are served from a read-ahead buffer; ``read_buffer`` grows its result with the bytes
+    really inflated, so a false length allocates nothing; ``finish`` refuses trailing bytes inside the
+    declared size (without reading them) and any data beyond it.
+    """
+
+    def __init__(self, raw, declared: int, where: str):
+        self._raw = raw
+        self._unread = declared  # bytes of the declared size not yet pulled from ``raw``
+        self._buffer = b""
+        self._pos = 0
+        self.remaining = declared  # bytes of the declared size not yet consumed by the caller
+        self._where = where
+
+    def _truncated(self, wanted: int) -> DataError:
+        return DataError(f"{self._where}: truncated (needs {wanted} more bytes than the member holds); "
+                         "re-download or regenerate it.")
+
+    def _pull(self, n: int) -> bytes:
+        """Up to n bytes from the member (fewer only at its end)."""
+        n = min(n, self._unread)
+        parts, got = [], 0
+        while got < n:
+            part = self._raw.read(n - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        self._unread -= got
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read(self, n: int) -> bytes:
+        """Exactly n bytes (small reads: opcodes, headers) or DataError."""
+        if n > self.remaining:
+            raise self._truncated(n - self.remaining)
+        available = len(self._buffer) - self._pos
+        if n > available:
+            self._buffer = self._buffer[self._pos:] + self._pull(max(n - available, _SMALL))
+            self._pos = 0
+            if n > len(self._buffer):
+                raise self._truncated(n - len(self._buffer))
+        data = self._buffer[self._pos:self._pos + n]
+        self._pos += n
+        self.remaining -= n
+        return data
+
+    def read_buffer(self, n: int) -> bytearray:
+        """Exactly n bytes as a new bytearray, grown chunk by chunk so a false length allocates nothing."""
+        if n > self.remaining:
+            raise self._truncated(n - self.remaining)
+        buffered = self._buffer[self._pos:self._pos + n]
+        self._pos += len(buffered)
+        out = bytearray(buffered)
+        while len(out) < n:
+            part = self._pull(min(n - len(out), _CHUNK))
+            if not part:
+                raise self._truncated(n - len(out))
+            out += part
+        self.remaining -= n
+        return out
+
+    def readline(self, limit: int) -> bytes:
+        """A line without its newline, at most ``limit`` bytes (protocol-2 GLOBAL arguments)."""
+        line = bytearray()
+        while True:
+            byte = self.read(1)
+            if byte == b"\n":
+                return bytes(line)
+            line += byte
+            if len(line) > limit:
+                raise UnsafeFileError(f"{self._where}: pickled data names a global longer than {limit} bytes; {FIX}")
+
+    def finish(self, what: str) -> None:
+        """The member must end here: no unread declared bytes, and nothing beyond the declared size."""
+        if self.remaining:
+            raise UnsafeFileError(f"{self._where}: {self.remaining} bytes of trailing data after the {what} "
+                                  "(declared member size does not match its content); regenerate the file.")
+        self._raw.check_end()
 
 
-def _read_member(fp, where: str) -> object:
+def _parse_header(reader: _MemberReader, where: str) -> tuple[np.dtype | None, tuple[int, ...], bool]:
+    """One ``.npy`` header -> (dtype, or None for the pickled object dtype; shape; fortran_order)."""
+    if reader.read(6) != _MAGIC:
+        raise DataError(f"{where}: not a .npy member (bad magic); re-download or regenerate it.")
+    major, minor = reader.read(2)
+    if (major, minor) == (1, 0):
+        length = struct.unpack("<H", reader.read(2))[0]
+    elif (major, minor) in ((2, 0), (3, 0)):
+        length = struct.unpack("<I", reader.read(4))[0]
+    else:
+        raise DataError(f"{where}: unsupported .npy format version {major}.{minor}; re-save it with numpy.")
+    if length > MAX_HEADER:
+        raise UnsafeFileError(f"{where}: .npy header of {length} bytes (limit {MAX_HEADER}); regenerate the file.")
+    try:
+        text = reader.read(length).decode("utf-8" if major == 3 else "latin1").strip()
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: .npy header is not text; re-download or regenerate it.") from None
+    fields: dict[str, str | bool | tuple[int, ...]] = {}
+    body, pos = text[1:-1] if text[:1] == "{" and text[-1:] == "}" else None, 0
+    while body is not None and pos < len(body.rstrip()):
+        match = _ITEM.match(body + "}", pos)
+        if match is None or match.group(2) in fields:
+            body = None
+            break
+        key, text_value, flag, shape = match.group(2, 4, 5, 6)
+        if shape is not None:
+            fields[key] = tuple(int(d.strip().rstrip("L")) for d in shape.split(",") if d.strip())
+        else:
+            fields[key] = text_value if text_value is not None else flag == "True"
+        pos = match.end()
+    if body is None or set(fields) != {"descr", "fortran_order", "shape"} or type(fields["descr"]) is not str \
+            or type(fields["fortran_order"]) is not bool or type(fields["shape"]) is not tuple:
+        raise UnsafeFileError(f"{where}: .npy header '{printable(text)}' is not a plain numeric or object array "
+                              "header (structured, string and void dtypes are not admitted); regenerate the file.")
+    descr, shape = fields["descr"], fields["shape"]
+    if len(shape) > 32:
+        raise UnsafeFileError(f"{where}: .npy header declares {len(shape)} dimensions (limit 32); regenerate the file.")
+    if descr in ("|O", "O", "<O", ">O", "=O"):
+        return None, shape, fields["fortran_order"]
+    parts = _DESCR.fullmatch(descr)
+    dtype = numeric_dtype(parts[2] + parts[3], parts[1] or "=") if parts else None
+    if dtype is None:
+        raise UnsafeFileError(f"{where}: dtype '{printable(descr)}' is not admitted (bool, int, uint, float up to "
+                              "8 bytes only); regenerate the file.")
+    return dtype, shape, fields["fortran_order"]
+
+
+def _read_member(raw, declared: int, where: str) -> object:
     """One ``.npy`` member -> ndarray (or the unwrapped object of a 0-d object array)."""
-    shape, fortran_order, dtype = _read_header(fp, where)
-    if dtype.hasobject:
-        # numpy writes object arrays as one pickled ndarray after the header
-        array = _RestrictedUnpickler(fp, where).load()
-        if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
-            raise DataError(f"{where}: pickled payload is not the {tuple(shape)} array its header announces; "
+    reader = _MemberReader(raw, declared, where)
+    dtype, shape, fortran_order = _parse_header(reader, where)
+    count = 1
+    for d in shape:
+        count *= d
+    if dtype is None:  # numpy writes object arrays as one pickled ndarray after the header
+        array = RestrictedUnpickler(reader, where).load()
+        reader.finish("pickle's STOP")
+        if type(array) is not np.ndarray or not array.dtype.hasobject or array.shape != shape:
+            raise DataError(f"{where}: pickled payload is not the {shape} object array its header announces; "
                             "regenerate the file.")
-        return array.item() if array.ndim == 0 else array
-    count = int(np.prod(shape, dtype=np.int64))
+        return array[()] if array.ndim == 0 else array
     nbytes = count * dtype.itemsize
-    data = fp.read(nbytes)
-    if len(data) != nbytes:
-        raise DataError(f"{where}: truncated ({len(data)} of {nbytes} data bytes); re-download or regenerate it.")
-    array = np.frombuffer(data, dtype=dtype, count=count).copy()  # copy: writable, owns its memory
-    if fortran_order:
-        return array.reshape(shape[::-1]).transpose()
-    return array.reshape(shape)
+    if nbytes != reader.remaining:
+        excess = (f"{reader.remaining - nbytes} bytes of trailing data" if reader.remaining > nbytes
+                  else "the member is too short")
+        raise UnsafeFileError(f"{where}: declares {reader.remaining} data bytes but its {shape} {dtype} array needs "
+                              f"{nbytes} ({excess}); regenerate the file.")
+    data = reader.read_buffer(nbytes)
+    reader.finish("array")
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    flat = np.frombuffer(data, dtype=dtype, count=count)  # writable: ``data`` is our own bytearray
+    return flat.reshape(shape[::-1]).transpose() if fortran_order else flat.reshape(shape)
 
 
 def load_npz(path: str | Path) -> dict[str, object]:
     """All ``<key>.npy`` members of the archive at ``path``: key -> array (0-d object arrays unwrapped).
 
-    Raises ``DataError`` (missing, not a zip, truncated, bad header) or ``UnsafeFileError`` (pickled
-    data that names anything beyond numpy arrays/scalars/dtypes and plain containers), both naming
-    the file. Members that are not ``.npy`` files are ignored, as ``np.load`` never decodes them.
+    Raises ``DataError`` (missing, not a zip, truncated, corrupt, bad header) or ``UnsafeFileError``
+    (anything beyond plain data and numeric arrays, sizes that do not match, trailing data), both
+    naming the file and member in one line. Members that are not ``.npy`` files are ignored, as
+    ``np.load`` never decodes them.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found; check --data-dir and the file name.")
     out: dict[str, object] = {}
     try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if not member.endswith(".npy"):
+        with zipfile.ZipFile(path) as archive:  # the central directory; members are read from ``fp``
+            infos = archive.infolist()
+        with open(path, "rb") as fp:
+            for info in infos:
+                if not info.filename.endswith(".npy"):
                     continue
-                where = f"{path} (member {member})"
-                with archive.open(member) as raw:
-                    fp = io.BufferedReader(raw, buffer_size=1 << 20)
-                    out[member[: -len(".npy")]] = _read_member(fp, where)
-                    fp.read()  # drain, so zipfile checks the CRC of the whole member
+                where = f"{path} (member {printable(info.filename)})"
+                key = info.filename[: -len(".npy")]
+                if key in out:
+                    raise DataError(f"{where}: the archive holds this member twice; regenerate the file.")
+                if info.compress_type not in _COMPRESSIONS or info.flag_bits & 0x1:
+                    raise UnsafeFileError(f"{where}: compression method {info.compress_type} or encryption is not "
+                                          "admitted (numpy writes stored or deflated members); regenerate the file.")
+                out[key] = _read_member(_MemberStream(fp, info, where), info.file_size, where)
     except DataError:  # includes UnsafeFileError: already names the file
         raise
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path}: not a valid .npz (zip) archive or truncated ({exc}); re-download or "
-                        "regenerate it.") from exc
-    except (EOFError, OSError, ValueError, zlib.error, pickle.UnpicklingError, TypeError,
-            IndexError, KeyError, AttributeError, MemoryError, RecursionError) as exc:
-        # EOFError/zlib.error: truncated or corrupt member; ValueError: bad header or reshape;
-        # UnpicklingError & co.: malformed pickle stream
-        raise DataError(f"{path}: unreadable .npz ({type(exc).__name__}: {exc}); re-download or "
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise DataError(f"{path}: not a valid .npz (zip) archive, or truncated or corrupt "
+                        f"({printable(str(exc))}); re-download or regenerate it.") from exc
+    except (EOFError, OSError, ValueError, zlib.error, RuntimeError, NotImplementedError, struct.error,
+            OverflowError, IndexError, KeyError) as exc:
+        # EOFError/zlib.error: truncated or corrupt deflate stream; RuntimeError/NotImplementedError:
+        # zip features numpy never writes; ValueError & co.: malformed local headers
+        raise DataError(f"{path}: unreadable .npz ({type(exc).__name__}: {printable(str(exc))}); re-download or "
                         "regenerate it.") from exc
     return out

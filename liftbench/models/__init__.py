@@ -4,10 +4,12 @@ import line below) or shipping it in your own package with an entry point."""
 
 from liftbench.models.base import (  # noqa: F401
     LIFTERS,
+    Contract,
     Lifter,
     NormStats,
     create_lifter,
+    lifter_contract,
     list_lifters,
     trainable_parameters,
 )
-from liftbench.models import mlp, seq2seq  # noqa: F401,E402  (registration side effect)
+from liftbench.models import mlp, seq2seq, tcn  # noqa: F401,E402  (registration side effect)

@@ -1,9 +1,15 @@
-"""The ``Lifter`` interface every registered model implements, and ``create_lifter``.
+"""The ``Lifter`` interface every registered model implements, its contract, and ``create_lifter``.
 
-A lifter maps normalised 2D windows (B, T, 32) to normalised 3D windows (B, T, 48) in the
-Martinez/Hossain convention (``liftbench.data.skeleton``). A frame model (``input_kind =
-"frame"``) has ``window == 1``; a sequence model reads ``window`` frames and its prediction of
-the last frame of a window is the causal prediction used at evaluation.
+A lifter declares its ``Contract``: the representation it reads and writes (joint sets and
+normalisations, ``data.normalize.Representation``), its temporal footprint (window size, causal or
+centred alignment, how it trains: ``data.windows.WindowSpec``), its label and, optionally, its FLOP
+count and speed path. The data layer builds what the contract declares, the trainer gathers the windows
+it declares, and the evaluator scores every test frame exactly once in mm on the 17 joints. Nothing
+outside the model files asks for a lifter by name.
+
+Shapes: ``forward`` maps encoded windows (B, T, D_in) to encoded outputs (B, T_out, D_out), where
+T_out = T for ``targets = "window"`` and the aligned frame(s) otherwise; ``predict_frames`` returns the
+aligned prediction of every frame of a split (F, D_out).
 """
 
 from __future__ import annotations
@@ -15,25 +21,27 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from liftbench.data.normalize import NormStats, Representation
+from liftbench.data.windows import WindowSpec
 from liftbench.errors import ConfigError
 from liftbench.registry import Registry
 
+__all__ = ["Contract", "Lifter", "NormStats", "LIFTERS", "create_lifter", "lifter_contract", "list_lifters", "trainable_parameters"]
+
 
 @dataclasses.dataclass(frozen=True)
-class NormStats:
-    """z-score statistics of the flattened model input (32,) and output (48,), as float32 tensors."""
+class Contract:
+    """What a lifter reads, writes and how it sees time; declared per instance (it may depend on Config)."""
 
-    in_mean: torch.Tensor
-    in_std: torch.Tensor
-    out_mean: torch.Tensor
-    out_std: torch.Tensor
+    representation: Representation = Representation()
+    window: WindowSpec = WindowSpec()
+    label: str = ""  # short method label for tables ("Hossain & Little 2018"); default the class name
+    method: str = ""  # the published method it re-implements: a baselines/ key, e.g. "hossain2018" ('' = none)
+    test_time_augmentation: str = "none"  # e.g. "horizontal flip, averaged" (recorded in the protocol card)
 
-    def to(self, device: torch.device | str) -> NormStats:
-        return NormStats(*(t.to(device) for t in dataclasses.astuple(self)))
-
-    def unnormalize_output(self, y: torch.Tensor) -> torch.Tensor:
-        """(..., 48) normalised -> (..., 48) root-relative millimetres."""
-        return y * self.out_std + self.out_mean
+    def validate(self, where: str) -> None:
+        self.representation.validate(where)
+        self.window.validate(where)
 
 
 class Lifter(nn.Module):
@@ -44,39 +52,60 @@ class Lifter(nn.Module):
     reference_params: ClassVar[int | None] = None  # trainable parameters with default settings
     input_kind: ClassVar[str] = "frame"  # "frame" | "sequence"
     toggles: ClassVar[tuple[str, ...]] = ()  # ablation switches among the Config fields
-    train_defaults: ClassVar[dict[str, Any]] = {}  # paper training recipe: lr, batch_size, epochs
+    train_defaults: ClassVar[dict[str, Any]] = {}  # paper training recipe: lr, batch_size, epochs, schedule ...
 
     def __init__(self, config: Any):
         super().__init__()
         self.config = config
 
+    @classmethod
+    def contract_for(cls, config: Any) -> Contract:
+        """The contract of a lifter built with ``config`` (known before any weights exist, so the data
+        layer can prepare what it declares). Default: the Martinez/Hossain representation, one frame."""
+        return Contract(label=cls.__name__)
+
+    @property
+    def contract(self) -> Contract:
+        return type(self).contract_for(self.config)
+
     @property
     def window(self) -> int:
-        """Frames per input window (1 for frame models)."""
-        return 1
+        """Frames per input window (the receptive field; 1 for frame models)."""
+        return self.contract.window.size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D_in) -> (B, T_out, D_out)
         raise NotImplementedError
 
-    def predict_last(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal prediction: the output for the LAST frame of each window, (B, T, 32) -> (B, 48).
+    def predict_aligned(self, x: torch.Tensor) -> torch.Tensor:
+        """The output for the ALIGNED frame of each window: (B, T, D_in) -> (B, D_out).
 
         Sequence models may override this with a cheaper path that computes the same function."""
-        return self.forward(x)[:, -1]
+        out = self.forward(x)  # (B, T_out, D_out)
+        if out.shape[1] == 1:
+            return out[:, 0]
+        return out[:, self.contract.window.aligned_position]
 
-    def predict_causal(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """Causal predictions of every frame: inputs (F, 32) normalised frames, index (F, T) the rows of
-        the window ending at each frame -> (F, 48), the last output of each window.
+    def predict_frames(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int,
+                       segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
+        """Aligned predictions of every frame: inputs (F, D_in) encoded frames, index (F, T) the rows of
+        each frame's window (edges replicated) -> (F, D_out).
 
-        The evaluator calls this, not ``predict_last``, so a sequence model can share per-frame work
-        between the T windows that contain a frame. Default: gather ``batch_size`` windows at a time."""
-        chunks = [self.predict_last(inputs[index[a : a + batch_size]])  # (b, T, 32) -> (b, 48)
+        The evaluator calls this, not ``predict_aligned``, so a sequence model can share per-frame work
+        between the windows that contain a frame; ``segments`` lists each sequence's (first row,
+        length) for models that run whole sequences. Default: gather ``batch_size`` windows at a time."""
+        chunks = [self.predict_aligned(inputs[index[a : a + batch_size]])  # (b, T, D_in) -> (b, D_out)
                   for a in range(0, index.shape[0], batch_size)]
-        return torch.cat(chunks) if chunks else inputs.new_empty(0, self(inputs[:0, None]).shape[-1])  # (F, 48)
+        if chunks:
+            return torch.cat(chunks)  # (F, D_out)
+        return inputs.new_empty(0, self.contract.representation.output_dim)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
-        """Training loss of normalised predictions/targets (B, T, 48); default: MSE in normalised space."""
+        """Training loss of encoded predictions/targets (B, T_out, D_out); default: MSE in encoded space."""
         return torch.mean((pred - target) ** 2)
+
+    def flops_per_frame(self) -> dict[str, float] | None:
+        """Optional: FLOPs per predicted frame {"train": ..., "eval": ...} for ``liftbench bench``."""
+        return None
 
 
 def trainable_parameters(model: nn.Module) -> int:
@@ -123,6 +152,14 @@ def build_config(config_cls: type, params: dict[str, Any], where: str = "model")
 
 
 LIFTERS: Registry[type[Lifter]] = Registry("lifter", base=Lifter, entry_point_group="liftbench.models")
+
+
+def lifter_contract(name: str, **params: Any) -> Contract:
+    """The contract of a registered lifter with these Config overrides, without building its weights."""
+    cls = LIFTERS.get(name)
+    contract = cls.contract_for(build_config(cls.Config, params, where=f"lifter '{LIFTERS.canonical(name)}'"))
+    contract.validate(f"lifter '{LIFTERS.canonical(name)}'")
+    return contract
 
 
 def create_lifter(name: str, **params: Any) -> Lifter:

@@ -12,16 +12,9 @@ gates i, f, g, o, so reorder the column blocks of ``weight`` when porting TF che
 
 With ``layer_norm=False`` there are no layer norms at all and ``W`` gets a bias (4H,), as in TF.
 
-Implementations of the same function:
-
-* ``reference_step``: plain and obviously correct, one layer-norm call per gate (the seq2seq
-  ``implementation="plain"`` path, the numerical reference of every fast path).
-* ``_pointwise``: everything after the gate matmul with ONE grouped ``F.layer_norm`` over a (B, 4, H)
-  view for the four gates (the reference for ``inference_pointwise_``; tested against a numpy step).
-* ``inference_pointwise_``: the same point-wise part without dropout, in place, for evaluation.
-
-Training of the seq2seq model uses neither: ``seq2seq_fused`` runs the same point-wise maths for K
-stacked cells inside one autograd function.
+``reference_step`` is plain and obviously correct, one layer-norm call per gate: the numerical
+reference of every fast path. The speed path (``liftbench.fast.seq2seq``: grouped point-wise step,
+in-place inference step, fused stacked training) runs the same maths and is tested against it.
 """
 
 from __future__ import annotations
@@ -67,10 +60,6 @@ class LNLSTMCell(nn.Module):
             self.register_parameter("bias", None)  # TF's _linear adds no bias when layer_norm=True
         else:
             self.bias = nn.Parameter(torch.zeros(4 * H))
-        # (4, 1) column adding the constant forget bias to block f only; not a parameter, not saved.
-        offset = torch.zeros(4, 1)
-        offset[_F] = forget_bias
-        self.register_buffer("_forget_offset", offset, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -123,59 +112,3 @@ class LNLSTMCell(nn.Module):
             c = F.layer_norm(c, (self.hidden_size,), self.state_ln_weight, self.state_ln_bias, self.eps)
         h = torch.tanh(c) * torch.sigmoid(o)
         return h, (c, h)
-
-    # ------------------------------------------------------------------ fast path
-    def _gate_shift(self) -> torch.Tensor:
-        """(4, H) additive term after the gate norms: LN shift (or linear bias) + constant forget bias."""
-        if self.layer_norm:
-            return self.gate_ln_bias + self._forget_offset  # (4, H) + (4, 1) -> (4, H)
-        return self.bias.view(4, self.hidden_size) + self._forget_offset  # (4H,) -> (4, H)
-
-    def _pointwise(self, gates: torch.Tensor, c_prev: torch.Tensor | None, g_mask: torch.Tensor | None,
-                   shift: torch.Tensor) -> tuple[torch.Tensor, State]:
-        """Everything after the matmul. gates (B, 4H) WITHOUT bias; c_prev None means zero."""
-        B, H = gates.shape[0], self.hidden_size
-        pre = gates.view(B, 4, H)  # (B, 4H) -> (B, 4, H): one row per gate
-        if self.layer_norm:
-            # One normalisation call for all four gates: each (b, k) row is normalised over its H units,
-            # exactly what four separate calls do; the per-gate gains/shifts are applied afterwards.
-            pre = F.layer_norm(pre, (H,), None, None, self.eps)  # (B, 4, H)
-            pre = torch.addcmul(shift, pre, self.gate_ln_weight)  # (4, H) + (B, 4, H) * (4, H)
-        else:
-            pre = pre + shift  # bias (+1 on f) folded in here: (B, 4, H) + (4, H)
-        sig = torch.sigmoid(pre)  # (B, 4, H); the j row is unused (j goes through tanh)
-        g = torch.tanh(pre[:, _J])  # (B, H)
-        if g_mask is not None:
-            g = g * g_mask
-        c = sig[:, _I] * g
-        if c_prev is not None:  # zero initial state: the forget term vanishes exactly
-            c = torch.addcmul(c, c_prev, sig[:, _F])
-        if self.layer_norm:
-            c = F.layer_norm(c, (H,), self.state_ln_weight, self.state_ln_bias, self.eps)
-        h = torch.tanh(c) * sig[:, _O]
-        return h, (c, h)
-
-    @torch.no_grad()
-    def inference_pointwise_(self, gates: torch.Tensor, c_prev: torch.Tensor | None) -> State:
-        """``_pointwise`` without dropout for inference, overwriting ``gates`` (B, 4H) in place.
-
-        Same arithmetic in the same order (bitwise the same result), but about four allocations per
-        step instead of a dozen: at evaluation batches each (B, 4H) temporary is tens of MB, and on
-        this CPU fresh large buffers cost page faults as well as bandwidth. Returns (h, c)."""
-        B, H = gates.shape[0], self.hidden_size
-        pre = gates.view(B, 4, H)  # (B, 4H) -> (B, 4, H)
-        shift = self._gate_shift()  # (4, H)
-        if self.layer_norm:
-            pre = F.layer_norm(pre, (H,), None, None, self.eps)  # (B, 4, H), the one new buffer
-            torch.addcmul(shift, pre, self.gate_ln_weight, out=pre)  # in place: shift + n * gain
-        else:
-            pre.add_(shift)  # (B, 4, H) + (4, H)
-        i, j, f, o = pre.unbind(1)  # 4 x (B, H) views
-        i.sigmoid_(), j.tanh_(), f.sigmoid_(), o.sigmoid_()
-        c = i * j
-        if c_prev is not None:
-            c.addcmul_(c_prev, f)
-        if self.layer_norm:
-            c = F.layer_norm(c, (H,), self.state_ln_weight, self.state_ln_bias, self.eps)
-        h = torch.tanh(c).mul_(o)
-        return h, c

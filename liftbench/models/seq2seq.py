@@ -21,15 +21,10 @@ t-T+1+k (forward time order).
 
 Loss (§1.6), in millimetres: mean((gt - pred)^2) + smoothness * mean(w_d * (pred[t+1] - pred[t])^2).
 
-Implementations (``Config.implementation``), tested equal in ``tests/test_models.py`` and
-``tests/test_fastpath.py``:
-
-* ``"plain"``: the obvious per-step reference (one layer-norm call per gate, per-step autograd); the
-  numerical reference and the ``liftbench bench`` baseline.
-* ``"fast"`` (default): the whole window as one autograd function (``seq2seq_fused``) whose backward
-  does every weight-gradient matmul once over all T steps; and for evaluation ``predict_causal``,
-  which folds the input projections into the gate weights and shares each frame's encoder input
-  work between the T causal windows that contain it.
+Training and evaluation run through the speed path ``liftbench.fast.seq2seq`` (a fused autograd
+function over the whole window, and a folded causal evaluator); it computes this module's function
+(tested in ``tests/test_fastpath.py``) and scores with this module's ``loss``. Inside
+``liftbench.fast.disabled()`` this module itself is trained and evaluated (``liftbench bench``'s plain path).
 """
 
 from __future__ import annotations
@@ -41,16 +36,22 @@ from torch import nn
 
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM, SMOOTHNESS_JOINT_WEIGHTS
 from liftbench.errors import ConfigError
-from liftbench.models.base import LIFTERS, Lifter, NormStats
+from liftbench.data.windows import WindowSpec
+from liftbench.models.base import LIFTERS, Contract, Lifter, NormStats
 from liftbench.models.lnlstm import LNLSTMCell, State
-from liftbench.models.seq2seq_fused import module_params, seq2seq_forward
-from liftbench.models.stack import keep_mask_
 
 # Dropout sites, one fresh (B, H) mask per site and step: rows of the (5, T, B, H) mask tensor.
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
-# predict_causal works on chunks whose (b, 4H) temporaries hold at most this many floats (16 MB):
-# larger fresh buffers are mmap-ed by glibc and page-faulted anew on every allocation.
-EVAL_CHUNK_FLOATS = 1 << 22
+
+
+def keep_mask_(out: torch.Tensor, keep: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Fill ``out`` in place with inverted-dropout values: 1/keep with probability ``keep``, else 0.
+
+    One uniform draw per entry, compared with ``keep`` (P(u < keep) = keep for u in [0, 1)), then
+    divided by ``keep`` like ``tf.nn.dropout``. Why not ``bernoulli_``: on the project CPU it takes
+    ~12 ms for one step's (5, T, B, H) masks, ``uniform_`` + compare ~4 ms, same distribution. Every
+    seq2seq dropout mask (this module, the fused path, single and packed runs) is drawn here."""
+    return out.uniform_(generator=generator).lt_(keep).div_(keep)
 
 
 def _glorot_linear(in_features: int, out_features: int) -> nn.Linear:
@@ -74,7 +75,6 @@ class Seq2SeqLifter(Lifter):
         dropout: float = 0.5  # probability (reference keep_prob 0.5) on projected input, g and h
         smoothness: float = 5.0  # beta of the weighted first-difference loss term; 0 = off
         layer_norm_eps: float = 1e-12  # TF 1.x contrib layer_norm variance epsilon
-        implementation: str = "fast"  # "fast" (seq2seq_fused, batched backward) or "plain" (per-step reference)
 
         def validate(self) -> None:
             where = "lifter 'seq2seq'"
@@ -88,8 +88,6 @@ class Seq2SeqLifter(Lifter):
                 raise ConfigError(f"{where}: 'smoothness' must be >= 0, got {self.smoothness}.")
             if self.layer_norm_eps <= 0.0:
                 raise ConfigError(f"{where}: 'layer_norm_eps' must be > 0, got {self.layer_norm_eps}.")
-            if self.implementation not in ("fast", "plain"):
-                raise ConfigError(f"{where}: 'implementation' must be 'fast' or 'plain', got {self.implementation!r}.")
 
     paper = ("Hossain & Little, Exploiting temporal information for 3D human pose estimation, ECCV 2018 "
              "(code: rayat137/Pose_3D)")
@@ -97,6 +95,7 @@ class Seq2SeqLifter(Lifter):
     input_kind = "sequence"
     toggles = ("residual", "layer_norm", "dropout", "smoothness", "seq_len")
     train_defaults = {"lr": 1e-5, "batch_size": 32, "epochs": 100}
+    speed_path = "liftbench.fast.seq2seq:Seq2SeqSpeed"  # fused training, folded causal evaluation
 
     def __init__(self, config: Config | None = None):
         config = config or self.Config()
@@ -116,15 +115,18 @@ class Seq2SeqLifter(Lifter):
         # what a separate run would. Not part of the state_dict: whoever sets it saves its state.
         self.dropout_generator: torch.Generator | None = None
 
-    @property
-    def window(self) -> int:
-        return self.config.seq_len
+    @classmethod
+    def contract_for(cls, config: Config) -> Contract:
+        """z-scored 16-joint 2D in, 16 non-root joints out; causal windows fully inside a sequence,
+        trained on every frame of the window (the reference's seq2seq targets)."""
+        return Contract(window=WindowSpec(config.seq_len, "causal", "inside", "window"),
+                        label="Hossain & Little 2018 (seq2seq LN-LSTM)", method="hossain2018")
 
     # ------------------------------------------------------------------ forward
     def _dropout_masks(self, T: int, B: int, like: torch.Tensor) -> torch.Tensor | None:
-        """All dropout masks of one forward pass, (5, T, B, H), drawn in ONE call so that both
-        implementations consume the global RNG identically (the fast/plain equality test relies on
-        it). Each entry is 0 or 1/keep (inverted dropout, like ``tf.nn.dropout``). None when off."""
+        """All dropout masks of one forward pass, (5, T, B, H), drawn in ONE call so that this module
+        and the fused speed path consume the RNG identically (the equality tests rely on it). Each
+        entry is 0 or 1/keep (inverted dropout, like ``tf.nn.dropout``). None when off."""
         p = self.config.dropout
         if not self.training or p == 0.0:
             return None
@@ -135,16 +137,9 @@ class Seq2SeqLifter(Lifter):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 32) -> (B, T, 48)
         B, T, _ = x.shape
         masks = self._dropout_masks(T, B, x)
-        if self.config.implementation == "plain" or x.requires_grad:  # the fused path gives no d/dx
-            return self._decode(self._encode_plain(x, masks), B, T, x, masks)
-        # Production path: the whole window as one autograd function (K = 1 model) whose backward
-        # batches every weight-gradient matmul over the T steps (seq2seq_fused.py).
-        residual = x.new_full((1,), 1.0 if self.config.residual else 0.0)  # (1,) per-model multiplier
-        out = seq2seq_forward(module_params(self), x.unsqueeze(0), None if masks is None else masks.unsqueeze(0),
-                              residual, self.config.layer_norm, self.config.layer_norm_eps)  # (1, B, T, 48)
-        return out[0]  # (B, T, 48)
+        return self._decode(self._encode(x, masks), B, T, x, masks)
 
-    def _encode_plain(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
+    def _encode(self, x: torch.Tensor, masks: torch.Tensor | None) -> State:
         """Reference encoder: one step at a time from the zero state, newest frame first."""
         B, T, _ = x.shape
         state = self.encoder_cell.zero_state(B, x)
@@ -173,48 +168,6 @@ class Seq2SeqLifter(Lifter):
             outputs.append(y)
         return torch.stack(outputs, dim=1)  # T x (B, 48) -> (B, T, 48)
 
-    # ------------------------------------------------------------------ causal evaluation
-    @torch.no_grad()
-    def predict_causal(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """(F, 32) frames, (F, T) causal window rows -> (F, 48) last output of each window (inference).
-
-        Without dropout the input projections are linear maps feeding linear maps, so they fold:
-        ``encoder_in(x) @ W_x = x @ (W_in^T W_x) + b_in W_x`` is a per-frame (32 -> 4H) function,
-        computed ONCE per frame of a batch and gathered for the T windows containing it; the
-        decoder's ``decoder_in(y) @ W_x`` likewise becomes ``y @ (48 x 4H)``. What remains per step
-        is the recurrent ``h @ W_h`` on the whole batch. Same function up to float rounding
-        (re-association). Used only without dropout masks (eval mode or dropout 0)."""
-        if self.config.implementation == "plain" or (self.training and self.config.dropout > 0.0):
-            return super().predict_causal(inputs, index, batch_size)
-        T, H = index.shape[1], self.config.hidden_size
-        if index.shape[0] == 0:
-            return inputs.new_empty(0, OUTPUT_DIM)
-        enc, dec = self.encoder_cell, self.decoder_cell
-        # Folded input halves: (32, 4H) / (48, 4H) weights and (4H,) biases.
-        enc_w = self.encoder_in.weight.t() @ enc.weight[:H]  # (32, H) @ (H, 4H) -> (32, 4H)
-        enc_b = self.encoder_in.bias @ enc.weight[:H]  # (H,) @ (H, 4H) -> (4H,)
-        dec_w = self.decoder_in.weight.t() @ dec.weight[:H]  # (48, H) @ (H, 4H) -> (48, 4H)
-        dec_b = self.decoder_in.bias @ dec.weight[:H]  # (4H,)
-        step = max(1, min(batch_size, EVAL_CHUNK_FLOATS // (4 * H)))  # windows per chunk
-        chunks = []
-        for a in range(0, index.shape[0], step):
-            rows, inv = torch.unique(index[a : a + step], return_inverse=True)  # (R,) frames, (b, T) into them
-            gx = torch.addmm(enc_b, inputs[rows], enc_w)  # (R, 32) @ (32, 4H) -> (R, 4H), once per frame
-            c = h = None
-            for t in range(T):  # newest frame first (reversed encoder), from the zero state
-                gates = gx[inv[:, T - 1 - t]]  # (b, 4H) gathered per window
-                if h is not None:
-                    gates.addmm_(h, enc.weight[H:])  # += (b, H) @ (H, 4H)
-                h, c = enc.inference_pointwise_(gates, c)
-            y = inputs.new_ones(len(inv), OUTPUT_DIM)  # START token (b, 48)
-            for _ in range(T):  # decoder with output feedback
-                gates = torch.addmm(dec_b, y, dec_w).addmm_(h, dec.weight[H:])  # (b, 48) @ (48, 4H) + (b, H) @ (H, 4H)
-                h, c = dec.inference_pointwise_(gates, c)
-                out = self.decoder_out(h)  # (b, H) -> (b, 48)
-                y = out + y if self.config.residual else out
-            chunks.append(y)  # (b, 48): the last frame of each window
-        return torch.cat(chunks)  # (F, 48)
-
     # ------------------------------------------------------------------ loss
     def loss(self, pred: torch.Tensor, target: torch.Tensor, stats: NormStats) -> torch.Tensor:
         """Reference loss in mm (alpha = 1, beta = ``smoothness``); element means, not joint sums."""
@@ -225,3 +178,13 @@ class Seq2SeqLifter(Lifter):
             diff = pred_mm[:, 1:] - pred_mm[:, :-1]  # (B, T-1, 48) predicted velocities only
             loss = loss + self.config.smoothness * torch.mean(self.smooth_weights * diff**2)
         return loss
+
+    def flops_per_frame(self) -> dict[str, float]:
+        """Matmul FLOPs of the paper graph (``cpu_performance_notes.md`` section 2), per training window
+        (forward + data + weight gradients, no data gradient into the 2D input) and per evaluated frame
+        (one whole causal window per frame). ``liftbench.fast.seq2seq`` reports what its paths skip."""
+        h, T = self.config.hidden_size, self.config.seq_len
+        gate = 2 * (2 * h) * (4 * h)  # one [x, h] @ W per window and step
+        enc_in = 2 * INPUT_DIM * h
+        forward = T * (enc_in + gate + 2 * OUTPUT_DIM * h + gate + 2 * h * OUTPUT_DIM)
+        return {"train": float(3 * forward - T * enc_in), "eval": float(forward)}

@@ -42,10 +42,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from liftbench.models import buffers
-from liftbench.models.autocast import autocast_backward, autocast_forward
+from liftbench.fast import buffers
+from liftbench.fast.autocast import autocast_backward, autocast_forward
 from liftbench.models.lnlstm import _F, _I, _J, _O  # gate rows, TF order i, j, f, o (j = candidate)
-from liftbench.models.matmul import matmul
+from liftbench.fast.matmul import matmul
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)
@@ -227,8 +227,6 @@ def _forward(P: dict[str, Tensor], x: Tensor, masks: Tensor | None, residual: Te
     saved = dict(xr=xr, u_e=u_e, enc_steps=enc_steps, enc_h=enc_h, cat=cat, dec_steps=dec_steps, h_out=h_out,
                  y_prev=y_prev, enc=enc, dec=dec, r=r)
     return out, saved
-
-
 
 
 def _rowsum(v: Tensor) -> Tensor:

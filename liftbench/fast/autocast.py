@@ -1,7 +1,7 @@
 """Autocast-aware decorators for liftbench's custom autograd functions (any device type).
 
 ``torch.amp.custom_fwd``/``custom_bwd`` are bound to one device type; liftbench's hand-written
-backwards (``mlp._StackedMLPFunction``, ``seq2seq_fused._Seq2SeqFunction``) must follow bf16 autocast
+backwards (``fast.mlp._StackedMLPFunction``, ``seq2seq_fused._Seq2SeqFunction``) must follow bf16 autocast
 (``train.precision``) on CUDA and on CPU (where the tests exercise it) alike.
 """
 

@@ -13,10 +13,12 @@ bitwise if a single run IS the K = 1 case of the same code. Every stack below th
 * turns toggles that do not change shapes (residual, dropout, ...) into per-member values, evaluated
   so that a member's numbers never depend on the other members' toggles.
 
-``stack_lifters(models, device)`` picks the stack for a model class: ``mlp.MLPStack``,
-``Seq2SeqStack`` (``seq2seq_fused.seq2seq_forward``), or ``FunctionalStack`` for anything else (each
-member's own ``forward`` on its slices, K = 1 only unless the model draws dropout from
-``dropout_generator``; it keeps plug-in lifters and seq2seq ``implementation="plain"`` trainable).
+``stack_lifters(models, device)`` picks the stack a lifter's speed path declares (``fast.mlp.MLPStack``,
+``fast.seq2seq.Seq2SeqStack``), or ``FunctionalStack`` for anything else (each member's own
+``forward`` and ``loss`` on its slices, K = 1 only unless the model draws dropout from
+``dropout_generator``; it trains plug-in lifters, and every lifter inside ``liftbench.fast.disabled()``).
+Every stack scores a member with that member's own ``Lifter.loss``: the loss is written once, in the
+model file.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 from torch import Tensor
 
 from liftbench.errors import ConfigError
-from liftbench.models.base import Lifter, NormStats
+from liftbench.data.normalize import NormStats
+from liftbench.models.base import Lifter
 
 _DROPOUT_STREAM = 0xD7  # spawn key: the dropout stream of a seed is independent of its data-order stream
 
@@ -47,17 +50,6 @@ def per_model_sum(t: Tensor, dim: int | tuple[int, ...] | None = None) -> Tensor
     differs between K = 1 and K = 3 at 2 threads)."""
     slices = t.contiguous().unbind(0)  # K x (...) contiguous
     return torch.stack([s.sum() if dim is None else s.sum(dim) for s in slices])
-
-
-def keep_mask_(out: Tensor, keep: float, generator: torch.Generator | None) -> Tensor:
-    """Fill ``out`` in place with inverted-dropout values: 1/keep with probability ``keep``, else 0.
-
-    One uniform draw per entry, compared with ``keep`` (P(u < keep) = keep for u in [0, 1)), then
-    divided by ``keep`` like ``tf.nn.dropout``. Why not ``bernoulli_``: on the project CPU it takes
-    ~12 ms for one seq2seq step's (5, T, B, H) masks, ``uniform_`` + compare ~4 ms, same distribution.
-    Every seq2seq dropout mask (plain and fast paths, single and packed runs) is drawn here; the MLP
-    keeps ``bernoulli_``, the draw ``nn.Dropout`` makes, so its stack equals the module path."""
-    return out.uniform_(generator=generator).lt_(keep).div_(keep)
 
 
 _PAD = 16  # floats: one 64-byte line, a multiple of every SIMD width the fused Adam kernel uses
@@ -87,6 +79,7 @@ class ModuleStack:
         if not models:
             raise ConfigError("A stack needs at least one model.")
         self.K = len(models)
+        self.models = models  # the members, for their own ``loss`` (and forward, in FunctionalStack)
         self.device = torch.device(device)
         self.configs = [m.config for m in models]
         named = [dict(m.named_parameters()) for m in models]
@@ -138,16 +131,25 @@ class ModuleStack:
                 b.copy_(self.buffers[n][k])
 
     def losses(self, x: Tensor, y: Tensor, stats: list[NormStats], generators: list[torch.Generator]) -> Tensor:
-        """Training losses (K,) of windows x (K, B, T, 32) against y (K, B, T, 48), differentiable in params."""
+        """Training losses (K,) of windows x (K, B, T, D_in) against y (K, B, T_out, D_out), differentiable in params."""
         raise NotImplementedError
+
+    def set_bn_momentum(self, momentum: float) -> None:
+        """Apply a BatchNorm momentum schedule (``train.bn_momentum_start``); a stack with its own fixed
+        BatchNorm code cannot, and says so instead of silently ignoring the schedule."""
+        raise ConfigError(f"train.bn_momentum_start is set, but {type(self).__name__} keeps the lifter's own BatchNorm "
+                          "momentum; unset train.bn_momentum_start / bn_momentum_end for this lifter.")
 
 
 class FunctionalStack(ModuleStack):
     """Any lifter: each member's own ``forward``/``loss`` run on its parameter slices, one after another."""
 
-    def __init__(self, models: list[Lifter], device: torch.device):
-        super().__init__(models, device)
-        self.models = models
+    def set_bn_momentum(self, momentum: float) -> None:
+        """Every BatchNorm of every member (``functional_call`` reads the modules' momentum)."""
+        for model in self.models:
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.momentum = momentum
 
     def losses(self, x, y, stats, generators):
         from torch.func import functional_call
@@ -159,80 +161,26 @@ class FunctionalStack(ModuleStack):
             if hasattr(model, "dropout_generator"):
                 model.dropout_generator = generators[k]
             tensors = {n: s[k] for n, s in slices.items()} | {n: b[k] for n, b in self.buffers.items()}
-            pred = functional_call(model, tensors, (x[k],))  # (B, T, 48)
+            pred = functional_call(model, tensors, (x[k],))  # (B, T, D_in) -> (B, T_out, D_out)
             out.append(model.loss(pred, y[k], stats[k]))
             if hasattr(model, "dropout_generator"):
                 model.dropout_generator = None
         return torch.stack(out)  # (K,)
 
 
-class Seq2SeqStack(ModuleStack):
-    """Hossain seq2seq (``implementation="fast"``) through ``seq2seq_fused.seq2seq_forward`` with K models."""
+def stack_class(model: Lifter | type[Lifter]) -> type[ModuleStack]:
+    """The stacked implementation of a lifter (its speed path's ``stack``; ``FunctionalStack`` when it has
+    none or inside ``liftbench.fast.disabled()``)."""
+    from liftbench.fast import active_speed_path
 
-    packable = ("residual", "dropout", "smoothness")
-
-    def __init__(self, models: list[Lifter], device: torch.device):
-        super().__init__(models, device)
-        c0 = self.configs[0]
-        self.layer_norm, self.eps, self.H = c0.layer_norm, c0.layer_norm_eps, c0.hidden_size
-        self.residual = torch.tensor([1.0 if c.residual else 0.0 for c in self.configs], device=self.device)  # (K,)
-        self.smooth_weights = models[0].smooth_weights.to(self.device)  # (48,)
-
-    def _masks(self, T: int, B: int, generators: list[torch.Generator]) -> Tensor | None:
-        """(K, 5, T, B, H): member k's masks drawn in ONE call from its generator, exactly as
-        ``Seq2SeqLifter._dropout_masks`` draws them; all ones for a member without dropout."""
-        if all(c.dropout == 0.0 for c in self.configs):
-            return None
-        masks = torch.empty(self.K, 5, T, B, self.H, device=self.device)
-        for k, c in enumerate(self.configs):
-            if c.dropout == 0.0:
-                masks[k].fill_(1.0)
-            else:
-                keep = 1.0 - c.dropout
-                keep_mask_(masks[k], keep, generators[k])
-        return masks
-
-    def losses(self, x, y, stats, generators):
-        from liftbench.models.seq2seq_fused import seq2seq_forward
-
-        K, B, T, _ = x.shape
-        pred = seq2seq_forward(self.params, x, self._masks(T, B, generators), self.residual, self.layer_norm,
-                               self.eps)  # (K, B, T, 48)
-        out = []
-        for k, (p, t) in enumerate(zip(pred.unbind(0), y.unbind(0))):  # per member, as Seq2SeqLifter.loss
-            pred_mm, gt_mm = stats[k].unnormalize_output(p), stats[k].unnormalize_output(t)  # (B, T, 48) mm
-            d = gt_mm - pred_mm
-            loss = (d * d).sum() / d.numel()
-            beta = self.configs[k].smoothness
-            if beta > 0.0 and T > 1:
-                v = pred_mm[:, 1:] - pred_mm[:, :-1]  # (B, T-1, 48) predicted velocities
-                s = self.smooth_weights * (v * v)
-                loss = loss + beta * (s.sum() / s.numel())
-            out.append(loss)
-        return torch.stack(out)  # (K,)
-
-
-def stack_class(model: Lifter) -> type[ModuleStack]:
-    """The stacked implementation of a lifter instance (FunctionalStack when it has no dedicated one)."""
-    from liftbench.models.mlp import MLPLifter, MLPStack
-    from liftbench.models.seq2seq import Seq2SeqLifter
-
-    if isinstance(model, MLPLifter):
-        return MLPStack
-    if isinstance(model, Seq2SeqLifter) and model.config.implementation == "fast":
-        try:
-            import liftbench.models.seq2seq_fused  # noqa: F401
-        except ImportError:
-            return FunctionalStack
-        return Seq2SeqStack
-    return FunctionalStack
+    return active_speed_path(model).stack or FunctionalStack
 
 
 def stack_lifters(models: list[Lifter], device: torch.device) -> ModuleStack:
     """Stack K lifters of one class and shape; K > 1 needs a dedicated stack or per-model dropout RNGs."""
     cls = stack_class(models[0])
-    if any(stack_class(m) is not cls for m in models):
-        raise ConfigError("Cannot pack lifters of different classes or implementations.")
+    if any(type(m) is not type(models[0]) for m in models):
+        raise ConfigError("Cannot pack lifters of different classes.")
     if len(models) > 1 and cls is FunctionalStack and not hasattr(models[0], "dropout_generator"):
         raise ConfigError(f"{type(models[0]).__name__} has no stacked implementation; train its runs one at a time.")
     return cls(models, device)

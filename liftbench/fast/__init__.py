@@ -1,0 +1,115 @@
+"""Speed-only code: everything that makes training and evaluation fast without changing what a lifter is.
+
+Why a package of its own: a model file (``liftbench/models/<name>.py``) should read like the paper (the
+readable ``nn.Module``, its ``Config``, contract and loss), so a reviewer can check it against the
+publication. Hand-written backwards, stacked (packed) training, oneDNN dispatch, buffer pools and folded
+evaluation kernels live here and are tested equal to the readable model (``tests/test_fastpath.py``,
+``tests/test_packing.py``).
+
+A lifter opts in by naming its speed path as a class attribute, imported lazily on first use::
+
+    speed_path = "liftbench.fast.seq2seq:Seq2SeqSpeed"
+
+The class (a ``SpeedPath`` subclass) may give a stacked training implementation (``stack``: K
+members as one computation, a single run is K = 1), a faster ``predict_frames`` for the evaluator,
+the readable forward ``liftbench bench`` times as its "plain" path, and the FLOPs each path executes.
+Everything is optional; a lifter without a speed path trains through ``FunctionalStack`` (its own
+``forward`` and ``loss``) and evaluates through its own ``predict_frames``.
+
+``disabled()`` switches every speed path off for the code inside it (bench's plain path, the
+equality tests): the implementation choice is a runtime switch, never part of a run's configuration
+or run id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import importlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from liftbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from liftbench.fast.stack import ModuleStack
+    from liftbench.models.base import Lifter
+
+__all__ = ["SpeedPath", "disabled", "enabled", "predict_frames", "speed_path"]
+
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("liftbench_fast_enabled", default=True)
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Inside this block every lifter runs its readable model: no stacks, no folded evaluation."""
+    token = _ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def enabled() -> bool:
+    """Whether speed paths are used here (False inside ``disabled()``)."""
+    return _ENABLED.get()
+
+
+class SpeedPath:
+    """What a lifter's speed path may provide. The defaults are the readable model itself."""
+
+    stack: ClassVar[type[ModuleStack] | None] = None  # K same-shaped members trained as one computation
+
+    @classmethod
+    def predict_frames(cls, model: Lifter, inputs: torch.Tensor, index: torch.Tensor, batch_size: int,
+                       segments: list[tuple[int, int]] | None) -> torch.Tensor | None:
+        """A faster ``Lifter.predict_frames`` computing the same function, or None (use the model's)."""
+        return None
+
+    @classmethod
+    def plain_forward(cls, model: Lifter, x: torch.Tensor) -> torch.Tensor:
+        """The obvious forward ``liftbench bench`` times as "plain": (B, T, D_in) -> (B, T_out, D_out)."""
+        return model(x)
+
+    @classmethod
+    def executed_flops(cls, model: Lifter) -> dict[str, float]:
+        """FLOPs each path really executes where they differ from ``Lifter.flops_per_frame`` (keys
+        ``train_plain``, ``train_production``, ``eval_plain``, ``eval_production``; per training window /
+        per evaluated frame). Empty: both paths execute the nominal count."""
+        return {}
+
+
+@functools.cache
+def _resolve(spec: str, owner: str) -> type[SpeedPath]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"lifter {owner}: speed_path {spec!r} cannot be imported ({type(exc).__name__}: {exc}); "
+                          "fix the 'module:Class' string or remove the attribute.") from None
+    if not (isinstance(found, type) and issubclass(found, SpeedPath)):
+        raise ConfigError(f"lifter {owner}: speed_path {spec!r} is not a liftbench.fast.SpeedPath subclass.")
+    return found
+
+
+def speed_path(lifter: Any) -> type[SpeedPath]:
+    """The speed path a lifter class (or instance) declares, or the plain ``SpeedPath`` defaults."""
+    cls = lifter if isinstance(lifter, type) else type(lifter)
+    spec = getattr(cls, "speed_path", "") or ""
+    return _resolve(spec, cls.__name__) if spec else SpeedPath
+
+
+def active_speed_path(lifter: Any) -> type[SpeedPath]:
+    """``speed_path(lifter)`` unless speed paths are ``disabled()`` here."""
+    return speed_path(lifter) if enabled() else SpeedPath
+
+
+@torch.no_grad()
+def predict_frames(model: Lifter, inputs: torch.Tensor, index: torch.Tensor, batch_size: int,
+                   segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """The evaluator's entry point: the speed path's ``predict_frames`` where it has one, else the model's."""
+    out = active_speed_path(model).predict_frames(model, inputs, index, batch_size, segments)
+    return model.predict_frames(inputs, index, batch_size, segments) if out is None else out
