@@ -28,14 +28,10 @@ torch.compile is not used: the notes measured 0-25 % at 30-90 s compile time, fl
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
+import json
 import resource
-import statistics
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +41,7 @@ from liftbench.data.normalize import NormStats, Representation
 from liftbench.data.skeleton import NUM_JOINTS
 from liftbench.errors import ConfigError
 from liftbench.fast import disabled, speed_path
+from liftbench.measure import LoadMonitor, Timing, interleave, matmul_gflops, peak_memory_mb  # noqa: F401 (re-exported)
 from liftbench.models import LIFTERS, Lifter, create_lifter
 from liftbench.train import adam_optimizer, precision_context
 
@@ -55,12 +52,10 @@ PackBench = Callable[..., dict[str, Any]]
 
 
 def default_pack_bench() -> PackBench | None:
-    """The packing benchmark the CLI uses: ``liftbench.packing.pack_bench`` once that module exists."""
-    try:
-        from liftbench.packing import pack_bench  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return pack_bench
+    """The packing benchmark the CLI uses (``liftbench.pack_bench.bench_pack``)."""
+    from liftbench.pack_bench import bench_pack
+
+    return bench_pack
 
 
 @dataclass(frozen=True)
@@ -79,58 +74,68 @@ class CudaOptions:
         return [n for n in ("tf32", "bf16", "cuda_graph") if getattr(self, n)]
 
 
-def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, target: torch.Tensor,
-                         starts: torch.Tensor, offsets: torch.Tensor, stats: NormStats,
+def make_production_step(model: Lifter, opt: torch.optim.Optimizer, data: torch.Tensor, target: torch.Tensor,
+                         starts: torch.Tensor, offsets: torch.Tensor, target_offsets: torch.Tensor, stats: NormStats,
                          draw: Callable[[], np.ndarray], batch: int, device: torch.device,
                          cuda: CudaOptions) -> Callable[[], None]:
-    """The body of ``train.fit``'s loop as a callable: draw window positions, gather them from the
-    resident tables, forward + loss, backward, optimiser step.
+    """The body of the trainer's loop as a callable: draw window positions, gather them from the
+    resident tables (inputs at ``offsets``, targets at ``target_offsets``: the whole window or the
+    aligned frame, as the contract declares), forward + loss, backward, optimiser step.
 
-    With ``cuda.cuda_graph`` (CUDA only) the fixed-shape step is captured once, following PyTorch's
+    ``opt`` gives the learning rate and AMSGrad flag; the step itself optimises the stack's leaves. With
+    ``cuda.cuda_graph`` (CUDA only) the fixed-shape step is captured once, following PyTorch's
     whole-network recipe (warm-up on a side stream, grads set to None before capture, an optimiser
     built with ``capturable=True``); each call then only refills the static row index and replays."""
     cuda = cuda.for_device(device)
     rows = torch.empty(batch, len(offsets), dtype=torch.long, device=device)  # (B, T) static index
+    target_rows = torch.empty(batch, len(target_offsets), dtype=torch.long, device=device)  # (B, T_out)
 
     def refill() -> None:
-        rows.copy_(starts[torch.from_numpy(draw()).to(device)][:, None] + offsets)  # (B, T)
+        anchor = starts[torch.from_numpy(draw()).to(device)][:, None]  # (B, 1)
+        rows.copy_(anchor + offsets)  # (B, T)
+        target_rows.copy_(anchor + target_offsets)  # (B, T_out)
 
-    def body() -> None:
-        model.train()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda.bf16 else contextlib.nullcontext()
-        with autocast:
-            loss = model.loss(model(data[rows]), target[rows], stats)  # (B, T, 32) -> scalar
-        loss.backward()
-        opt.step()
+    # Exactly the trainer's step (train._train with K = 1): the lifter's stack (liftbench.fast), its own
+    # dropout generator, one fused Adam over the stack's leaves (the recipe's lr and AMSGrad from ``opt``).
+    from liftbench.fast.stack import dropout_generator, stack_lifters
 
+    stack = stack_lifters([model], device)
+    group = opt.param_groups[0]
+    amsgrad = bool(group.get("amsgrad", False))
+    precision = "bf16" if cuda.bf16 else "tf32" if cuda.tf32 else "fp32"
     if not cuda.cuda_graph:
-        # Exactly the trainer's step (train._train with K = 1): the lifter's stack (stacked MLP /
-        # fused seq2seq), its own dropout generator, one fused Adam over the stack's leaves.
-        from liftbench.models.stack import dropout_generator, stack_lifters
-
-        stack = stack_lifters([model], device)
-        stack_opt = adam_optimizer(stack.parameters(), opt.param_groups[0]["lr"], device)
+        stack_opt = adam_optimizer(stack.parameters(), group["lr"], device, amsgrad=amsgrad)
         generator = dropout_generator(0, device)
-        precision = "bf16" if cuda.bf16 else "tf32" if cuda.tf32 else "fp32"
 
         def step() -> None:
             refill()
             with precision_context(precision, device):
-                losses = stack.losses(data[rows][None], target[rows][None], [stats], [generator])  # (1,)
+                losses = stack.losses(data[rows][None], target[target_rows][None], [stats], [generator])  # (1,)
             stack_opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             stack_opt.step()
         return step
+    # A captured step keeps the optimiser's counters on the device and draws dropout from the global
+    # CUDA RNG (graph-safe; a private generator would have to be registered with the graph).
+    graph_opt = torch.optim.Adam(stack.parameters(), lr=group["lr"], fused=True, capturable=True, amsgrad=amsgrad)
+
+    def body() -> None:
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda.bf16 else contextlib.nullcontext()
+        with autocast:
+            losses = stack.losses(data[rows][None], target[target_rows][None], [stats], [None])  # (1,)
+        losses.sum().backward()
+        graph_opt.step()
+
     refill()
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
         for _ in range(3):
-            opt.zero_grad(set_to_none=True)
+            graph_opt.zero_grad(set_to_none=True)
             body()
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    opt.zero_grad(set_to_none=True)
+    graph_opt.zero_grad(set_to_none=True)
     with torch.cuda.graph(graph):
         body()
 
@@ -140,133 +145,24 @@ def make_production_step(model, opt: torch.optim.Optimizer, data: torch.Tensor, 
     return replay
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine from /proc/stat (0, 0 where unavailable)."""
-    try:
-        with open("/proc/stat") as fh:
-            parts = [float(x) for x in fh.readline().split()[1:]]
-        idle = parts[3] + (parts[4] if len(parts) > 4 else 0.0)
-        return sum(parts) - idle, sum(parts)
-    except (OSError, ValueError, IndexError):
-        return 0.0, 0.0
+def path_flops(model: Lifter, batch: int) -> dict[str, float]:
+    """Nominal (paper graph) and executed FLOPs of each path: per training step of ``batch`` windows and
+    per evaluated frame (``Lifter.flops_per_frame`` and ``SpeedPath.executed_flops``; NaN if unknown)."""
+    nominal = model.flops_per_frame() or {"train": float("nan"), "eval": float("nan")}
+    executed = speed_path(model).executed_flops(model)
+    train, ev = float(nominal["train"]), float(nominal["eval"])
+    return {"train_step": batch * train,
+            "train_plain": batch * float(executed.get("train_plain", train)),
+            "train_production": batch * float(executed.get("train_production", train)),
+            "eval_plain": float(executed.get("eval_plain", ev)), "eval_production": float(executed.get("eval_production", ev)),
+            "eval_nominal": ev}
 
 
-class LoadMonitor:
-    """Share of the machine's CPU time used by OTHER processes while the benchmark ran (percent)."""
-
-    def __enter__(self) -> LoadMonitor:
-        self.busy0, self.total0 = _cpu_times()
-        self.own0 = sum(os.times()[:4])
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        busy1, total1 = _cpu_times()
-        own = (sum(os.times()[:4]) - self.own0) * os.sysconf("SC_CLK_TCK")
-        total = total1 - self.total0
-        self.other_pct = 100.0 * max(0.0, (busy1 - self.busy0) - own) / total if total > 0 else float("nan")
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
-    """Peak memory one call of ``fn`` needs above what was in use before it (MiB).
-
-    CUDA: the allocator's own peak. CPU: resident-set size sampled every 2 ms by a thread, after
-    returning freed heap to the OS (glibc ``malloc_trim``) so the baseline is honest; approximate."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    base, peak, done = _rss_bytes(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
-            time.sleep(0.002)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    fn()
-    done.set()
-    thread.join()
-    return max(0, max(peak[0], _rss_bytes()) - base) / 2**20
-
-
-@dataclass
-class Timing:
-    samples: list[float] = field(default_factory=list)  # seconds
-
-    def summary(self) -> dict[str, float]:
-        ms = [s * 1e3 for s in self.samples]
-        return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms), "n": len(ms)}
-
-
-def interleave(fns: dict[str, Callable[[], None]], reps: int, warmup: int, device: torch.device) -> dict[str, Timing]:
-    """Time each callable ``reps`` times, alternating between them, after ``warmup`` untimed calls each."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    sync()
-    out = {k: Timing() for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out[name].samples.append(time.perf_counter() - t0)
-    return out
-
-
-def matmul_gflops(device: torch.device, size: int = 2048, reps: int = 5) -> float:
-    """This run's own fp32 matmul throughput (GFLOP/s), the denominator of '% of matmul peak'."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    t = interleave({"mm": lambda: torch.mm(a, b)}, reps, 2, device)["mm"]
-    return 2 * size**3 / statistics.median(t.samples) / 1e9
-
-
-def flops(model_name: str, hidden: int, batch: int, seq_len: int) -> dict[str, float]:
-    """Analytic matmul FLOPs: nominal (paper graph) and executed by each path, per train step / eval frame."""
-    h, T, B = hidden, seq_len, batch
-    if model_name == "mlp":
-        fwd = 2 * (INPUT_DIM * h + 4 * h * h + h * OUTPUT_DIM)
-        step = B * (3 * fwd - 2 * INPUT_DIM * h)  # fwd + dgrad + wgrad per GEMM, no dgrad into the input
-        return {"forward_per_window": fwd, "train_step": step, "train_plain": step, "train_production": step,
-                "eval_plain": fwd, "eval_production": fwd}
-    gate = 2 * (2 * h) * (4 * h)  # one [x, h] @ W per window and step
-    enc_in, dec_in, dec_out = 2 * INPUT_DIM * h, 2 * OUTPUT_DIM * h, 2 * h * OUTPUT_DIM
-    fwd = T * (enc_in + gate + dec_in + gate + dec_out)
-    step = B * (3 * fwd - T * enc_in)  # notes section 2
-    # plain autograd also skips the dgrad into the START token; fused additionally skips the encoder's
-    # t = 0 h-half (h = 0): forward, dgrad and wgrad of (B, H) x (H, 4H).
-    train_plain = step - B * dec_in
-    train_prod = train_plain - 3 * B * (gate // 2)
-    # causal eval (Seq2SeqLifter.predict_frames), per frame: the folded encoder input half (32 -> 4H) once
-    # per frame, the recurrent h @ W_h per window and step, the folded decoder input half (48 -> 4H);
-    # the once-per-call weight fold (< 1 GFLOP) is not counted.
-    fold_enc, fold_dec = 2 * INPUT_DIM * 4 * h, 2 * OUTPUT_DIM * 4 * h
-    eval_prod = fold_enc + (T - 1) * (gate // 2) + T * (fold_dec + gate // 2 + dec_out)
-    return {"forward_per_window": fwd, "train_step": step, "train_plain": train_plain, "train_production": train_prod,
-            "eval_plain": fwd, "eval_production": eval_prod}
-
-
-def _unit_stats(device: torch.device) -> NormStats:
-    return NormStats(torch.zeros(INPUT_DIM, device=device), torch.ones(INPUT_DIM, device=device),
-                     torch.zeros(OUTPUT_DIM, device=device), torch.full((OUTPUT_DIM,), 100.0, device=device))
+def _unit_stats(rep: Representation, device: torch.device) -> NormStats:
+    """Identity input statistics and a 100 mm output scale for synthetic data of the representation."""
+    d_in, d_out = rep.input_dim, rep.output_dim
+    return NormStats(torch.zeros(d_in, device=device), torch.ones(d_in, device=device),
+                     torch.zeros(d_out, device=device), torch.full((d_out,), 100.0, device=device))
 
 
 def _synthetic_sequences(frames: int, length: int = 1000) -> list:
@@ -275,80 +171,99 @@ def _synthetic_sequences(frames: int, length: int = 1000) -> list:
 
     rng = np.random.default_rng(1)
     sizes = [length] * (frames // length) + ([frames % length] if frames % length else [])
-    return [Sequence("S9", "Walking", i % 4, (rng.standard_normal((n, NUM_JOINTS, 2)) * 100).astype(np.float32),
-                     (rng.standard_normal((n, NUM_JOINTS, 3)) * 100).astype(np.float32)) for i, n in enumerate(sizes)]
+    return [Sequence("S9", "Walking", i % 4, (rng.standard_normal((n, NUM_JOINTS, 2)) * 100 + 500).astype(np.float32),
+                     (rng.standard_normal((n, NUM_JOINTS, 3)) * 100).astype(np.float32), resolution=(1000, 1000))
+            for i, n in enumerate(sizes)]
 
 
-def check_bench_args(model_name: str, **sizes: int | None) -> None:
-    """Raise ConfigError for an unknown lifter or a size below 1 (None means the default)."""
-    from liftbench.models import LIFTERS
-
-    LIFTERS.get(model_name)  # ConfigError naming the registered lifters
+def check_bench_args(model_name: str, params: dict[str, Any] | None = None, **sizes: int | None) -> None:
+    """Raise ConfigError for an unknown lifter, a bad model parameter or a size below 1 (None = default)."""
     for name, value in sizes.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"bench: '{name}' must be an integer >= 1, got {value!r}.")
+    from liftbench.models import lifter_contract
+
+    lifter_contract(model_name, **(params or {}))  # unknown lifter / key / value: ConfigError naming it
 
 
-def bench_model(model_name: str, device: torch.device, batch: int | None = None, seq_len: int | None = None,
-                hidden: int = 1024, reps: int = 10, warmup: int = 3, eval_batch: int = 2048, frames: int = 20000,
+def bench_params(models: list[str], assignments: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-model parameters from ``--set`` items: ``key=value`` goes to every benched lifter whose Config
+    has the key, ``<lifter>.key=value`` to that lifter only; a key no benched lifter has is an error."""
+    out: dict[str, dict[str, Any]] = {m: {} for m in models}
+    for key, value in assignments.items():
+        owner, _, field_name = key.rpartition(".")
+        targets = [m for m in models if LIFTERS.canonical(m) == LIFTERS.canonical(owner)] if owner else [
+            m for m in models if field_name in LIFTERS.get(m).Config.__dataclass_fields__]
+        if not targets:
+            raise ConfigError(f"bench: --set {key}: no benched lifter ({', '.join(models)}) has a model parameter "
+                              f"'{field_name}'; see `liftbench models` for each lifter's keys.")
+        for m in targets:
+            out[m][field_name] = value
+    return out
+
+
+def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | None = None, batch: int | None = None,
+                reps: int = 10, warmup: int = 3, eval_batch: int = 2048, frames: int = 20000,
                 peak_gflops: float | None = None, pack_bench: PackBench | None = None,
                 cuda: CudaOptions = CudaOptions()) -> dict[str, Any]:
-    """Interleaved train-step and evaluation timings of the plain and production paths of one model."""
+    """Interleaved train-step and evaluation timings of the plain and production paths of one lifter."""
     from liftbench.evaluate import predict_sequences
-    from liftbench.models import LIFTERS
 
-    check_bench_args(model_name, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps,
-                     eval_batch=eval_batch, frames=frames)
+    params = dict(params or {})
+    check_bench_args(model_name, params, batch=batch, reps=reps, eval_batch=eval_batch, frames=frames)
     cls = LIFTERS.get(model_name)
-    batch = batch or cls.train_defaults["batch_size"]
-    params: dict[str, Any] = {"hidden_size": hidden}
-    if model_name == "seq2seq":
-        params["seq_len"] = seq_len or 5
-    has_impl = "implementation" in cls.Config.__dataclass_fields__
+    batch = batch or int(cls.train_defaults.get("batch_size", 64))
     models = {}
-    for label, impl in (("plain", "plain"), ("production", "fast")):
+    for label in ("plain", "production"):
         torch.manual_seed(0)
-        models[label] = create_lifter(model_name, **params, **({"implementation": impl} if has_impl else {}))
-        models[label].to(device).train()
-    T = models["production"].window
-    stats = _unit_stats(device)
+        models[label] = create_lifter(model_name, **params).to(device).train()
+    contract = models["production"].contract
+    window, rep = contract.window, contract.representation
+    T = window.size
+    fast_path = speed_path(models["plain"])
+    stats = _unit_stats(rep, device)
     rng = np.random.default_rng(0)
-    data_np = rng.standard_normal((frames, INPUT_DIM)).astype(np.float32)
-    target_np = rng.standard_normal((frames, OUTPUT_DIM)).astype(np.float32)
+    data_np = rng.standard_normal((frames, rep.input_dim)).astype(np.float32)
+    target_np = rng.standard_normal((frames, rep.output_dim)).astype(np.float32)
     data, target = torch.from_numpy(data_np).to(device), torch.from_numpy(target_np).to(device)  # resident
-    starts = torch.arange(frames - T + 1, device=device)  # (W,) window starts, as train.fit has them
-    opt_plain = torch.optim.Adam(models["plain"].parameters(), lr=1e-5)  # defaults: per-tensor loop on CPU
+    starts = torch.arange(frames - T + 1, device=device)  # (W,) window starts, as the trainer has them
+    offsets = torch.arange(T, device=device)  # (T,)
+    t_first, t_len = (0, T) if window.targets == "window" else (window.aligned_position, 1)
+    target_offsets = offsets[t_first : t_first + t_len]  # (T_out,): the whole window or the aligned frame
+    lr = float(cls.train_defaults.get("lr", 1e-3))
+    amsgrad = cls.train_defaults.get("optimizer") == "amsgrad"
+    opt_plain = torch.optim.Adam(models["plain"].parameters(), lr=lr)  # defaults: per-tensor loop on CPU
     cuda = cuda.for_device(device)
-    if cuda.cuda_graph:  # a captured optimiser step must keep its step counters on the device
-        opt_prod = torch.optim.Adam(models["production"].parameters(), lr=1e-5, fused=True, capturable=True)
-    else:
-        opt_prod = make_optimizer(models["production"], 1e-5, device)  # fused Adam, as train.fit
-    offsets = torch.arange(T, device=device)
+    trainable = [p for p in models["production"].parameters() if p.requires_grad]
+    opt_prod = adam_optimizer(trainable, lr, device, amsgrad=amsgrad)  # the recipe; the step optimises the stack
 
     def plain_step() -> None:
         m = models["plain"].train()
         picks = rng.integers(0, frames - T + 1, batch)
         xs = torch.stack([torch.from_numpy(data_np[s : s + T]) for s in picks]).to(device)  # DataLoader-style
-        ys = torch.stack([torch.from_numpy(target_np[s : s + T]) for s in picks]).to(device)
-        loss = m.loss(m(xs), ys, stats)
+        ys = torch.stack([torch.from_numpy(target_np[s + t_first : s + t_first + t_len]) for s in picks]).to(device)
+        with disabled():
+            loss = m.loss(fast_path.plain_forward(m, xs), ys, stats)
         opt_plain.zero_grad(set_to_none=True)
         loss.backward()
         opt_plain.step()
 
-    production_step = make_production_step(models["production"], opt_prod, data, target, starts, offsets, stats,
-                                           lambda: rng.integers(0, len(starts), batch), batch, device, cuda)
+    production_step = make_production_step(models["production"], opt_prod, data, target, starts, offsets,
+                                           target_offsets, stats, lambda: rng.integers(0, len(starts), batch), batch,
+                                           device, cuda)
 
     plain_frames = min(16 * batch, frames)  # the plain evaluator is slow: fewer frames; frames/s is compared
-    causal = (torch.arange(plain_frames)[:, None] + torch.arange(-T + 1, 1)).clamp(min=0).numpy()  # (F, T)
+    windows = np.clip(np.arange(plain_frames)[:, None] + window.offsets[None, :], 0, frames - 1)  # (F, T) edges replicated
     sequences = _synthetic_sequences(min(frames, 2 * eval_batch))
     eval_frames = sum(s.n_frames for s in sequences)
 
     @torch.no_grad()
     def plain_eval() -> None:
         m = models["plain"].eval()
-        for a in range(0, plain_frames, batch):
-            xs = torch.stack([torch.from_numpy(data_np[i]) for i in causal[a : a + batch]]).to(device)
-            m(xs)[:, -1]
+        with disabled():
+            for a in range(0, plain_frames, batch):
+                xs = torch.stack([torch.from_numpy(data_np[w]) for w in windows[a : a + batch]]).to(device)  # (b, T, D_in)
+                fast_path.plain_predict(m, xs)  # (b, D_out)
 
     def production_eval() -> None:
         predict_sequences(models["production"], stats, sequences, device, batch_size=eval_batch)
@@ -358,12 +273,13 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
     with LoadMonitor() as load, precision_context("tf32" if cuda.tf32 else "fp32", device):
         train = interleave({"plain": plain_step, "production": production_step}, reps, warmup, device)
         ev = interleave({"plain": plain_eval, "production": production_eval}, max(3, reps // 3), 1, device)
-    f = flops(model_name, hidden, batch, T)
+    f = path_flops(models["production"], batch)
     peak = peak_gflops or matmul_gflops(device)
     out: dict[str, Any] = {
-        "model": model_name, "device": str(device), "batch": batch, "seq_len": T, "hidden": hidden,
-        "eval_batch": eval_batch, "flops": f, "matmul_gflops": peak, "other_cpu_pct": load.other_pct,
-        "threads": torch.get_num_threads(), "cuda_options": cuda.names(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model": LIFTERS.canonical(model_name), "device": str(device), "batch": batch, "seq_len": T,
+        "model_params": params, "eval_batch": eval_batch, "flops": f, "matmul_gflops": peak,
+        "other_cpu_pct": load.other_pct, "threads": torch.get_num_threads(), "cuda_options": cuda.names(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "gflops_note": "GFLOP/s and % of matmul use the FLOPs each path executes; *_nominal use the paper-graph count"}
     for label in ("plain", "production"):
         t, e = train[label].summary(), ev[label].summary()
@@ -375,14 +291,14 @@ def bench_model(model_name: str, device: torch.device, batch: int | None = None,
             "train_gflops": f[f"train_{label}"] / train_s / 1e9, "train_gflops_nominal": f["train_step"] / train_s / 1e9,
             "train_pct_of_matmul": 100 * f[f"train_{label}"] / train_s / 1e9 / peak,
             "eval": e, "eval_frames": n_eval, "eval_frames_per_s": fps,
-            "eval_gflops": fps * f[f"eval_{label}"] / 1e9, "eval_gflops_nominal": fps * f["eval_plain"] / 1e9,
+            "eval_gflops": fps * f[f"eval_{label}"] / 1e9, "eval_gflops_nominal": fps * f["eval_nominal"] / 1e9,
             "eval_pct_of_matmul": 100 * fps * f[f"eval_{label}"] / 1e9 / peak,
             "peak_train_mb": memory[f"{label}_train"], "peak_eval_mb": memory[f"{label}_eval"]}
     out["speedup_train"] = out["plain"]["train_step"]["median_ms"] / out["production"]["train_step"]["median_ms"]
     out["speedup_eval"] = out["production"]["eval_frames_per_s"] / out["plain"]["eval_frames_per_s"]
     out["speedup_pack"] = out["pack_used"] = None
     if pack_bench is not None:
-        out["pack"] = pack_bench(model_name=model_name, device=device, batch=batch, seq_len=T, hidden=hidden, reps=reps)
+        out["pack"] = pack_bench(model_name=model_name, device=device, batch=batch, params=params, reps=reps)
         out["speedup_pack"] = out["pack"].get("speedup_pack")  # the stacked step as measured, used or not
         out["pack_used"] = out["pack"].get("pack_used")  # whether --pack stacks this lifter on this device
     return out
@@ -396,13 +312,13 @@ def flat_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             p = r[v]
             rows.append({
                 "model": r["model"], "path": v, "device": r["device"], "threads": r["threads"], "batch": r["batch"],
-                "seq_len": r["seq_len"], "hidden": r["hidden"], "eval_batch": r["eval_batch"] if v == "production" else r["batch"],
+                "seq_len": r["seq_len"], "model_params": json.dumps(r["model_params"], sort_keys=True), "eval_batch": r["eval_batch"] if v == "production" else r["batch"],
                 **{f"train_{k}": x for k, x in p["train_step"].items()},
                 "train_windows_per_s": p["train_windows_per_s"], "train_flops_executed": r["flops"][f"train_{v}"],
                 "train_flops_nominal": r["flops"]["train_step"], "train_gflops": p["train_gflops"],
                 "train_gflops_nominal": p["train_gflops_nominal"], "train_pct_of_matmul": p["train_pct_of_matmul"],
                 "eval_frames_per_s": p["eval_frames_per_s"], "eval_flops_per_frame_executed": r["flops"][f"eval_{v}"],
-                "eval_flops_per_frame_nominal": r["flops"]["eval_plain"], "eval_gflops": p["eval_gflops"],
+                "eval_flops_per_frame_nominal": r["flops"]["eval_nominal"], "eval_gflops": p["eval_gflops"],
                 "eval_gflops_nominal": p["eval_gflops_nominal"], "eval_pct_of_matmul": p["eval_pct_of_matmul"],
                 "peak_train_mb": p["peak_train_mb"], "peak_eval_mb": p["peak_eval_mb"], "peak_rss_mb": r["peak_rss_mb"],
                 "matmul_gflops": r["matmul_gflops"], "other_cpu_pct": r["other_cpu_pct"],

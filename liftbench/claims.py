@@ -238,7 +238,7 @@ def check_claim(claim: Claim, rows: pd.DataFrame) -> ClaimResult:
     a = per_seed(rows, claim.metric, {**where, **_parse_selector(claim.a, claim.id)})
     b = per_seed(rows, claim.metric, {**where, **_parse_selector(claim.b, claim.id)})
     if a.empty or b.empty:
-        missing = claim.a if a.empty else claim.b
+        missing = ", ".join(filter(None, (claim.a if a.empty else claim.b, claim.where)))
         return ClaimResult(claim, "not measured", n_a=len(a), n_b=len(b), detail=f"no ok rows for {missing}")
     shared = a.index.intersection(b.index)
     if len(shared) == len(a) == len(b):

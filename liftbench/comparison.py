@@ -89,3 +89,60 @@ def ranking_note(table: pd.DataFrame) -> str:
         return ("Causal and centred lifters are ranked together: centred ones also see future frames "
                 "(alignment column); compare within one alignment for a like-for-like ranking.")
     return ""
+
+
+def _cell(value: float, digits: int = 1) -> str:
+    return "—" if value != value else f"{value:,.{digits}f}"
+
+
+def comparison_report(rows: pd.DataFrame, runs_dir: Path):
+    """(rich Table, Markdown lines) of ``lifter_table``; None when the rows hold fewer than two lifters."""
+    from rich.table import Table
+
+    if rows.empty or rows["model"].nunique() < 2:
+        return None
+    table = lifter_table(rows, runs_dir)
+    headers = ["variant", "lifter", "alignment", "RF", "params", "P1 mm", "P2 mm", "MPJVE", "jitter",
+               "train s/epoch", "infer frames/s", "seeds"]
+    rich = Table(title="Lifters side by side (headline action means over seeds; costs from this machine's runs)")
+    for h in headers:
+        rich.add_column(h, justify="left" if h in ("variant", "lifter", "alignment") else "right", overflow="fold")
+    md = ["", "### Lifters side by side", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in table.itertuples():
+        cells = [r.variant, r.label, r.alignment, str(r.receptive_field), f"{r.parameters:,}", _cell(r.mpjpe),
+                 _cell(r.p_mpjpe), _cell(r.mpjve, 2), _cell(r.jitter, 2), _cell(r.train_s_per_epoch),
+                 _cell(r.inference_frames_per_s, 0), str(r.seeds)]
+        rich.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    note = ranking_note(table)
+    if note:
+        rich.caption = note
+        md += ["", f"**{note}**"]
+    md += ["", "Training seconds per epoch and inference frames/s are wall-clock on the machine that ran the suite "
+           "(not in results.csv: they measure the machine as much as the lifter)."]
+    return rich, md, table
+
+
+def comparison_plot(table: pd.DataFrame, out: Path) -> Path:
+    """P1 against inference speed, one marker per variant (filled = centred, open = causal / frame)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in table.itertuples():
+        filled = r.alignment == "centred"
+        ax.scatter([r.inference_frames_per_s], [r.mpjpe], s=60, marker="o",
+                   facecolors=None if filled else "none", edgecolors="C0" if filled else "C1")
+        ax.annotate(f"{r.variant} (RF {r.receptive_field})", (r.inference_frames_per_s, r.mpjpe), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("inference frames/s (this machine)")
+    ax.set_ylabel("P1 MPJPE (mm), action mean")
+    ax.set_title("Lifters: accuracy vs speed (filled = centred window)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

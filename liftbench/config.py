@@ -19,13 +19,13 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from liftbench.errors import ConfigError
+from liftbench.model_size import check_model_size
 from liftbench.models import LIFTERS
 from liftbench.models.base import build_config, config_fields
 
@@ -321,6 +321,9 @@ def config_from_dict(d: dict[str, Any], where: str = "saved config") -> Experime
                           "it was not written by liftbench train: retrain the run.")
     model = dict(d["model"])
     name = model.pop("name")
+    if name in LIFTERS:  # runs saved by an older liftbench may hold keys since retired (same numbers)
+        for key in LIFTERS.get(name).retired_config_keys:
+            model.pop(key, None)
     return resolve_config(name, base={"model": model, "train": d.get("train", {}), "data": d.get("data", {})})
 
 
@@ -329,59 +332,6 @@ def _finite(value: Any, where: str) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} must be a finite number, got {value}.")
     return value
-
-
-# Training holds each parameter 4 times in fp32: weights, gradients and Adam's two moments.
-TRAIN_BYTES_PER_PARAMETER = 16
-FALLBACK_MEMORY_LIMIT = 2**40  # where the OS does not tell the physical memory (1 TiB)
-
-
-def physical_memory_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return FALLBACK_MEMORY_LIMIT
-
-
-def count_parameters(model_name: str, lifter_cfg: Any) -> int | None:
-    """Trainable parameters of the configured lifter, counted on torch's meta device (no memory is
-    allocated, so a typo such as hidden_size=1000000 costs nothing). None if the lifter cannot be built
-    on the meta device (a plug-in using operations meta tensors lack): then it is not checked."""
-    import torch
-
-    from liftbench.models.base import trainable_parameters
-
-    try:
-        with torch.device("meta"):
-            model = LIFTERS.get(model_name)(lifter_cfg)
-    except RuntimeError as exc:
-        if "overflow" in str(exc).lower():
-            return 2**63  # more elements than a tensor can index
-        return None
-    except Exception:  # noqa: BLE001 - unsupported on meta: leave the check to the real build
-        return None
-    return trainable_parameters(model)
-
-
-def check_model_size(model_name: str, lifter_cfg: Any, limit_bytes: int | None = None) -> None:
-    """Refuse a model whose training state cannot fit in this machine's memory, naming its size."""
-    n = count_parameters(model_name, lifter_cfg)
-    if n is None:
-        return
-    limit = physical_memory_bytes() if limit_bytes is None else limit_bytes
-    need = n * TRAIN_BYTES_PER_PARAMETER
-    if need > limit:
-        defaults = LIFTERS.get(model_name).Config()
-        changed = ", ".join(f"{f.name}={getattr(lifter_cfg, f.name)}" for f in dataclasses.fields(lifter_cfg)
-                            if getattr(lifter_cfg, f.name) != getattr(defaults, f.name)) or "defaults"
-        raise ConfigError(f"model '{model_name}' ({changed}) has {n:,} parameters: training needs about "
-                          f"{_gib(need)} (fp32 weights, gradients and Adam moments), more than this machine's "
-                          f"{_gib(limit)} of memory; choose smaller sizes (paper defaults: "
-                          f"{', '.join(f'{k}={v}' for k, v in dataclasses.asdict(defaults).items() if isinstance(v, int) and not isinstance(v, bool))}).")
-
-
-def _gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:,.1f} GiB"
 
 
 def toml_dumps(d: dict[str, Any]) -> str:

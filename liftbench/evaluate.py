@@ -8,7 +8,9 @@
 * Aggregation (labelled in every row): per action group (first word of the action), frame-weighted
   over subjects, takes and cameras; ``action_mean`` = unweighted mean over groups (the headline);
   ``frame_mean`` = mean over all frames; optional ``video_mean`` = Hossain's reference weighting
-  (mean of per-video means within a group, then over groups).
+  (mean of per-video means within a group, then over groups), with its per-group values as
+  ``slice_type = action_video`` rows (suites always emit both; reports use the one a published
+  number used).
 """
 
 from __future__ import annotations

@@ -444,7 +444,8 @@ class RayExecutor:
                     ref = task.remote(specs[i], out_abs, data_abs, device, ctx)
                     refs[ref] = i
                     pending.append(ref)
-                if not pending:
+                if not pending:  # only trials waiting for another process are left
+                    tracker.report([])
                     time.sleep(POLL_S)
                     continue
                 done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)

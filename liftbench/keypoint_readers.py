@@ -20,6 +20,7 @@ import numpy as np
 from liftbench.errors import ConfigError, DataError
 from liftbench.keypoints2d import ARRAY_LAYOUTS, FORMATS, LAYOUT_OPTIONS, LAYOUTS, Detections
 
+
 def _frame_number(value: Any, fallback: int) -> int:
     """Frame number from an int id or the last integer in a name ('frame_000012.jpg' -> 12)."""
     if isinstance(value, bool):
@@ -56,9 +57,13 @@ def _json_files(folder: Path) -> list[tuple[int, Path]]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise DataError(f"{folder} holds no .json files; pass a folder of per-frame keypoint JSON or a file.")
-    if all(re.findall(r"\d+", f.stem) for f in files):  # numeric order, not lexical (frame_10 after frame_9)
-        return sorted(((int(re.findall(r"\d+", f.stem)[-1]), f) for f in files), key=lambda t: t[0])
-    return list(enumerate(files))
+    if not all(re.findall(r"\d+", f.stem) for f in files):
+        return list(enumerate(files))  # no frame numbers in the names: name order
+    numbered = sorted(((int(re.findall(r"\d+", f.stem)[-1]), f) for f in files), key=lambda t: t[0])  # frame_10 after frame_9
+    for (a, fa), (b, fb) in zip(numbered, numbered[1:]):
+        if a == b:
+            raise DataError(f"{folder}: {fa.name} and {fb.name} both hold frame {a}; put one video's frames per folder.")
+    return numbered
 
 
 def _flat_points(values: Any, where: str) -> tuple[np.ndarray, np.ndarray]:

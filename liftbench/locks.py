@@ -122,18 +122,19 @@ def is_running(run_dir: Path, stale_after_s: float = STALE_AFTER_S) -> bool:
 def _create(path: Path, text: str) -> bool:
     """Create ``path`` holding ``text`` only if it does not exist; False if it exists."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
     try:
-        os.link(tmp, path)  # atomic and complete: a reader never sees half a claim
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
-            raise
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic and complete: a reader never sees half a claim
+            return True
+        except FileExistsError:  # NFS may report a retried, successful link as EEXIST: two links then exist
+            return os.stat(tmp).st_nlink == 2
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
+                raise
     finally:
         tmp.unlink(missing_ok=True)
     try:  # no hard links on this filesystem

@@ -2,16 +2,15 @@
 
 Runs pack together when ``pack_signature`` is equal: same lifter, same parameter shapes and
 structure, same window, data and training recipe; they may differ in the seed and in the toggles the
-lifter's stack takes per member (``ModuleStack.packable``: MLP dropout / residual / max_norm; seq2seq
-residual / dropout / smoothness). ``train_packed`` prepares every member as ``pipeline.train_run``
-would (run directory, config files, run.json, skip-if-done) and trains them with
+stack of the lifter's speed path takes per member (``ModuleStack.packable``, ``liftbench/fast/``).
+``train_packed`` prepares every member as ``pipeline.train_run`` would (run directory, config files,
+run.json, skip-if-done) and trains them with
 ``train.fit_members``; each member's checkpoint, metrics.jsonl and run.json are the ones a separate
 run writes, so ``liftbench evaluate``, resume and suites treat them alike. Exactness holds by
-construction (a single run is the K = 1 case of the same code, ``models/stack.py``) and is tested
+construction (a single run is the K = 1 case of the same code, ``fast/stack.py``) and is tested
 with ``torch.equal`` in ``tests/test_packing.py``.
 
-``bench_pack`` times one packed K-model step against K single-model steps of the same production
-path, interleaved in one process (``liftbench bench`` reports its ``speedup_pack``).
+``pack_bench.bench_pack`` times one packed K-model step against K sequential ones.
 """
 
 from __future__ import annotations
@@ -21,39 +20,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from liftbench.config import ExperimentConfig
 from liftbench.errors import ConfigError, LiftbenchError
 from liftbench.locks import TrialLocks
-from liftbench.models import LIFTERS, create_lifter
-from liftbench.models.base import NormStats
-from liftbench.models.stack import FunctionalStack, ModuleStack, dropout_generator, stack_class, stack_lifters
+from liftbench.fast.stack import FunctionalStack, stack_class
+from liftbench.models import LIFTERS
 from liftbench.suites import RunSpec
 
 
 def packable_toggles(cfg: ExperimentConfig) -> tuple[str, ...] | None:
-    """Config fields that may differ inside a pack for this run's lifter; None: it does not pack."""
-    cls = stack_class(_probe(cfg))
+    """Config fields that may differ inside a pack for this run's lifter; None: it does not pack
+    (no stack in its speed path, or speed paths ``liftbench.fast.disabled()``)."""
+    cls = stack_class(LIFTERS.get(cfg.model))
     return None if cls is FunctionalStack else cls.packable
-
-
-def _probe(cfg: ExperimentConfig):
-    """A width-1 instance of the run's lifter: stack selection depends on class and implementation only."""
-    params = dict(cfg.model_params)
-    if "hidden_size" in params:
-        params["hidden_size"] = 1
-    return create_lifter(cfg.model, **params)
 
 
 def pack_signature(cfg: ExperimentConfig) -> str:
     """Runs with equal signatures can train as one stacked computation.
 
     Everything that changes shapes, structure, data or the optimisation recipe is in it (lifter,
-    hidden size, blocks, seq_len, layer/batch norm, implementation, the whole data section, every
-    train field but the seed); the seed and the lifter's packable toggles are not. A lifter without a
-    stacked implementation (plug-ins, seq2seq ``implementation="plain"``) gets a signature of its own."""
+    widths, blocks, window, normalisation layers, the whole data section, every train field but the
+    seed); the seed and the lifter's packable toggles are not. A lifter without a stacked
+    implementation (e.g. a plug-in without a speed path) gets a signature of its own."""
     d = cfg.to_dict()
     toggles = packable_toggles(cfg)
     if toggles is None:
@@ -67,7 +55,7 @@ def pack_signature(cfg: ExperimentConfig) -> str:
 
 def packs_on(cfg: ExperimentConfig, device_type: str) -> bool:
     """Whether this run's lifter packs on ``device_type`` (``ModuleStack.packs_on``: where it pays off)."""
-    cls = stack_class(_probe(cfg))
+    cls = stack_class(LIFTERS.get(cfg.model))
     return cls is not FunctionalStack and cls.packs_on(dict(cfg.model_params), device_type)
 
 
@@ -134,59 +122,3 @@ def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: s
         return ""
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         return one_line(exc)
-
-
-# ----------------------------------------------------------------------------------- bench
-def bench_pack(model_name: str, device: torch.device | str = "cpu", K: int = 4, hidden: int = 1024,
-               batch: int | None = None, reps: int = 10, warmup: int = 2, seq_len: int | None = None,
-               frames: int = 20000) -> dict[str, Any]:
-    """One packed K-model training step vs K sequential single-model steps (same production code, K = 1),
-    interleaved in one process: median/min/max ms and ``speedup_pack`` = sequential / packed."""
-    from liftbench.bench import LoadMonitor, interleave
-    from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
-
-    device = torch.device(device)
-    cls = LIFTERS.get(model_name)
-    batch = batch or cls.train_defaults["batch_size"]
-    params: dict[str, Any] = {"hidden_size": hidden}
-    if model_name == "seq2seq":
-        params["seq_len"] = seq_len or 5
-    models = []
-    for seed in range(K):
-        torch.manual_seed(seed)
-        models.append(create_lifter(model_name, **params).to(device))
-    T = models[0].window
-    stats = [NormStats(torch.zeros(INPUT_DIM, device=device), torch.ones(INPUT_DIM, device=device),
-                       torch.zeros(OUTPUT_DIM, device=device), torch.full((OUTPUT_DIM,), 100.0, device=device))] * K
-    rng = np.random.default_rng(0)
-    data = torch.from_numpy(rng.standard_normal((frames, INPUT_DIM)).astype(np.float32)).to(device)
-    target = torch.from_numpy(rng.standard_normal((frames, OUTPUT_DIM)).astype(np.float32)).to(device)
-    offsets = torch.arange(T, device=device)
-    gens = [dropout_generator(s, device) for s in range(K)]
-    packed = stack_lifters(models, device)
-    singles = [stack_lifters([m], device) for m in models]
-    opts = {id(s): torch.optim.Adam(s.parameters(), lr=1e-5, fused=True) if device.type in ("cpu", "cuda")
-            else torch.optim.Adam(s.parameters(), lr=1e-5) for s in [packed, *singles]}
-
-    def step(stack: ModuleStack, gen: list[torch.Generator]) -> None:
-        rows = torch.randint(0, frames - T, (stack.K, batch), device=device)[..., None] + offsets  # (K, B, T)
-        opt = opts[id(stack)]
-        losses = stack.losses(data[rows], target[rows], stats[: stack.K], gen)  # (K,)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
-
-    def sequential() -> None:
-        for k, s in enumerate(singles):
-            step(s, [gens[k]])
-
-    with LoadMonitor() as load:
-        t = interleave({"sequential": sequential, "packed": lambda: step(packed, gens)}, reps, warmup, device)
-    seq, pk = t["sequential"].summary(), t["packed"].summary()
-    return {"model": model_name, "device": str(device), "K": K, "hidden": hidden, "batch": batch, "seq_len": T,
-            "sequential": seq, "packed": pk, "speedup_pack": seq["median_ms"] / pk["median_ms"],
-            "other_cpu_pct": load.other_pct, "pack_used": type(packed).packs_on(params, device.type),
-            "per_model_ms": {"sequential": seq["median_ms"] / K, "packed": pk["median_ms"] / K}}
-
-
-pack_bench = bench_pack  # the name ``liftbench.bench.default_pack_bench`` looks up

@@ -1,4 +1,5 @@
-"""``liftbench compare``: measured per-action values beside a paper's, with a delta only like for like.
+"""Measured numbers beside published ones, a delta only like for like: ``liftbench compare`` (per action
+group) and the paper column of suite reports (``suite_paper_lookup``, headline values).
 
 Every measured configuration (model, variant, data, keypoints, noise, window, alignment) is mapped to
 its setting (``paper_match.MeasuredSetting``); a published set is its match only when
@@ -30,7 +31,7 @@ def _fmt(v: float) -> str:
     return "—" if v is None or v != v else f"{v:.1f}"
 
 
-def _tta_of_run(results: Path, model: str, run_ids: list[str]) -> str:
+def tta_of_run(results: Path, model: str, run_ids: list[str]) -> str:
     """TTA of a measured configuration from its run's config.json (next to a run's results.csv, or in
     ``<out>/runs/<run_id>/`` for a suite's); 'unknown' when no config can be found."""
     from liftbench.errors import LiftbenchError
@@ -49,7 +50,7 @@ def _tta_of_run(results: Path, model: str, run_ids: list[str]) -> str:
     return "unknown"
 
 
-def _method_of(model: str) -> str:
+def method_of(model: str) -> str:
     from liftbench.errors import LiftbenchError
     from liftbench.models import lifter_contract
 
@@ -70,7 +71,7 @@ def _set_label(r: pd.Series) -> str:
             f"\n{r.get('within_action', '') or 'unknown'}-weighted{bug}")
 
 
-def _corrected_value(row: pd.Series, metric: str) -> float | None:
+def corrected_value(row: pd.Series, metric: str) -> float | None:
     from liftbench.baselines import load_baselines
     from liftbench.errors import LiftbenchError
 
@@ -122,10 +123,10 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         cfg = dict(zip(keys, k))
         run_ids = sorted(set(g["run_id"].astype(str))) if "run_id" in g else []
         seq = int(cfg["seq_len"])
-        setting = PM.MeasuredSetting(_method_of(str(cfg["model"])), str(cfg["dataset"]), str(cfg["keypoints"]),
+        setting = PM.MeasuredSetting(method_of(str(cfg["model"])), str(cfg["dataset"]), str(cfg["keypoints"]),
                                      float(cfg["train_noise"]), float(cfg["test_noise"]), seq,
                                      str(cfg["alignment"] or ("frame" if seq == 1 else "causal")),
-                                     _tta_of_run(results, str(cfg["model"]), run_ids), str(cfg["variant"]))
+                                     tta_of_run(results, str(cfg["model"]), run_ids), str(cfg["variant"]))
         configs.append((cfg, setting, g))
     sets = [(key, g.reset_index(drop=True)) for key, g in pub.groupby(SET_KEYS, sort=False, dropna=False)]
     shown = [i for i, (_, g) in enumerate(sets) if (g["slice_type"] == "action").any()] or list(range(len(sets)))
@@ -143,6 +144,9 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         closest = min(diffs, key=lambda item: len(item[0]))[0]
         notes.append(f"liftbench {cfg['model']}/{cfg['variant']} on {cfg['dataset']} {cfg['keypoints']}: no published "
                      f"{paper} set with the same setting, so no delta; the closest differs in {'; '.join(closest)}.")
+        if setting.tta == "unknown":
+            notes.append(f"liftbench {cfg['model']}/{cfg['variant']}: test-time augmentation unknown (no config.json "
+                         f"beside {results.name} or in ../runs/<run_id>/); compare the run's own results.csv.")
     table = Table(title=f"{METRIC_LABEL[metric]} (mm): liftbench vs {paper} (published, origin: published)")
     table.add_column("action group", no_wrap=True)
     measured_values = []
@@ -163,7 +167,7 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         r = sets[i][1].iloc[0]
         table.add_column(_set_label(r), justify="right")
         pub_values.append(sets[i][1].set_index("slice")["value"])
-        flag = PM.bug_flag(r, _corrected_value(r, metric))
+        flag = PM.bug_flag(r, corrected_value(r, metric))
         if flag:
             notes.append(f"{r['method_id']} {r['table']} '{r['paper_label']}' ({r['input_2d']}): {flag}.")
     for (cfg, _, _), m in zip(configs, matches):
@@ -180,3 +184,67 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
     table.caption = ("Avg = unweighted mean over action groups; liftbench values are means over seeds, weighted within "
                      "an action as the matched published set (frame-weighted when none matches)")
     return table, list(dict.fromkeys(notes))
+
+
+def _number(value, default: float = 0.0) -> float:
+    """A CSV cell as a float ('' or text -> default)."""
+    v = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return float(v) if v == v else default
+
+
+def suite_paper_lookup(suite: str, metrics: list[str], rows: pd.DataFrame, summary: pd.DataFrame,
+                       directory: Path):
+    """For the suite report: a function condition -> (cell, note) for suites with a published table (the
+    suite's ``baseline``; ``metrics`` its headline metrics):
+    the published headline of the same setting beside ours with the same averaging, flagged if buggy;
+    otherwise '—' and a note saying which setting differs."""
+    from liftbench.baselines import load_baselines
+    from liftbench.errors import LiftbenchError
+    from liftbench.suites import load_suite
+
+    try:
+        key = load_suite(suite).baseline
+        pub = load_baselines(key) if key else None
+    except LiftbenchError:
+        return None
+    if pub is None or pub.empty:
+        return None
+    pub = pub[(pub["slice"] == "action_mean") & pub["metric"].isin(metrics)]
+    ablations = frozenset(str(v) for v in pub["variant"].unique() if str(v) not in ("", "full"))
+    summ = summary.copy()
+    for col in ("seq_len", "test_noise"):
+        summ[col] = pd.to_numeric(summ[col], errors="coerce")
+    ok = rows[rows["status"].astype(str) == "ok"]
+
+    def lookup(c) -> tuple[str, str]:
+        mine_rows = ok[(ok["variant"].astype(str) == c["variant"])
+                       & (pd.to_numeric(ok["seq_len"], errors="coerce") == c["seq_len"])]
+        if mine_rows.empty:
+            return "—", ""
+        r0 = mine_rows.iloc[0]
+        model = str(r0["model"])
+        setting = PM.MeasuredSetting(
+            method_of(model), str(r0["dataset"]), str(r0["keypoints"]), _number(r0["train_noise"]),
+            float(c["test_noise"]), int(c["seq_len"]),
+            str(r0.get("alignment", "") or ("frame" if int(c["seq_len"]) == 1 else "causal")),
+            tta_of_run(directory / "results.csv", model, sorted(set(mine_rows["run_id"].astype(str)))), str(c["variant"]))
+        diffs = []
+        for _, p in pub.iterrows():
+            d = PM.setting_differences(setting, p, ablations)
+            if d:
+                diffs.append(d)
+                continue
+            _, headline, label = PM.measured_slices(p)
+            sel = summ[(summ["variant"] == c["variant"]) & (summ["seq_len"] == c["seq_len"])
+                       & (summ["test_noise"] == c["test_noise"]) & (summ["metric"] == p["metric"])
+                       & (summ["slice"].astype(str) == headline)]
+            mine = float(sel["mean"].iloc[0]) if len(sel) else float("nan")
+            proto = "P1" if p["metric"] == "mpjpe" else "P2"
+            paper_delta = _number(p.get("delta", ""), float("nan"))
+            flag = PM.bug_flag(p, corrected_value(p, p["metric"]))
+            cell = (f"{p['value']:.1f} {proto}" + (f" (paper Δ {paper_delta:+.1f})" if paper_delta == paper_delta and paper_delta else "")
+                    + f"; ours {_fmt(mine)} {label.split(' (')[0]}, Δ {_fmt(mine - p['value'])}" + (" ⚠" if flag else ""))
+            return cell, (f"{p['table']} {p['paper_label']}: {flag}" if flag else "")
+        closest = min(diffs, key=len) if diffs else ["no published value"]
+        return "— (setting differs)", f"{c['variant']}: no published value of the same setting ({'; '.join(closest)})"
+    return lookup

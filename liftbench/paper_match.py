@@ -23,10 +23,6 @@ from typing import Any
 KEYPOINT_FAMILY = {"gt": "gt", "sh_ft_h36m": "sh_ft", "sh_pt_mpii": "sh_pt", "cpn_ft_h36m_dbb": "cpn_ft"}
 BANNER = "not the paper's recipe/data, so rankings may not transfer"
 PAPER_DATASET = "h36m"
-#: Config fields that choose a speed path, not a model (never part of the recipe comparison)
-SPEED_ONLY_PARAMS = ("implementation",)
-
-
 def keypoint_family(keypoints: str, noise_sigma: float = 0.0) -> str | None:
     """The published 2D-source family of a liftbench keypoint set; GT with added noise is ``gt+noise``."""
     family = KEYPOINT_FAMILY.get(str(keypoints))
@@ -146,7 +142,7 @@ def recipe_differences(cfg: Any) -> list[str]:
     cls = LIFTERS.get(cfg.model)
     defaults = cls.Config()
     for key, value in cfg.model_params.items():
-        if key in cls.toggles or key in SPEED_ONLY_PARAMS or not hasattr(defaults, key):
+        if key in cls.toggles or not hasattr(defaults, key):
             continue
         if getattr(defaults, key) != value:
             diffs.append(f"{key} {value} (paper {getattr(defaults, key)})")

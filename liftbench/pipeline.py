@@ -33,8 +33,8 @@ from liftbench.evaluate import Predictions, check_coverage, predict_sequences, s
 from liftbench.models import LIFTERS, Lifter, NormStats, create_lifter, lifter_contract, trainable_parameters
 from liftbench.results import (machine_info, provenance, read_rows, rows_frame, write_json_atomic, write_rows,
                                write_text_atomic)
-from liftbench.train import (CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint,
-                             load_model_weights)
+from liftbench.checkpoint_check import load_model_weights
+from liftbench.train import CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint
 
 DEFAULT_RUNS_DIR = Path("results") / "runs"
 RUN_META = "run.json"
@@ -164,7 +164,7 @@ def prepare_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, dat
     config = cfg.to_dict()
     ckpt_path = run_dir / CHECKPOINT
     meta_path = run_dir / RUN_META
-    old_meta = read_run_meta(run_dir) if meta_path.exists() else None
+    old_meta = read_run_meta(run_dir) if meta_path.exists() and ckpt_path.exists() else None
     dev = resolve_device(device)
     train_cfg = cfg.resolved_train()
     # The training data depend on the data config, and on the seed only through the training noise.
@@ -336,7 +336,8 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
         cfg = replace(cfg, data=replace(cfg.data, name=data or cfg.data.name, keypoints=keypoints or cfg.data.keypoints))
     prepared = prepare_data(cfg, data_dir if data_dir is not None else (run.meta.get("data_dir") or None))
     trained_on = run.meta.get("dataset_fingerprint")
-    if not (data or keypoints or data_dir is not None) and trained_on and trained_on != prepared.dataset.fingerprint():
+    other_data = bool(data or keypoints) or (data_dir is not None and str(data_dir) != (run.meta.get("data_dir") or ""))
+    if not other_data and trained_on and trained_on != prepared.dataset.fingerprint():
         raise CheckpointError(f"The data behind run {run.run_dir} changed since it was trained (dataset fingerprint "
                               f"{trained_on} then, {prepared.dataset.fingerprint()} now): retrain it (liftbench train "
                               "with the same options moves the old run aside), or pass --data/--keypoints/--data-dir "

@@ -59,6 +59,7 @@ def joint_table(rows: pd.DataFrame) -> Table:
 
 
 from liftbench.paper_compare import COMPARE_COLUMNS, compare_with_paper  # noqa: E402,F401  (re-exported)
+from liftbench.paper_compare import suite_paper_lookup  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +139,7 @@ def suite_banner_of(directory: Path, rows: pd.DataFrame, manifest: dict) -> str 
 
 def suite_tables(directory: Path) -> tuple[list[Table], str]:
     """Rich tables and the Markdown text of a suite report."""
+    from liftbench.comparison import comparison_report
     from liftbench.paper_match import reproduced_table
 
     rows, summary, manifest = _load_suite_files(directory)
@@ -155,7 +157,7 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
                       f"Directory: `{directory}`. Values: mean ± sd over seeds (n) of the action-group average "
                       "(unweighted mean over action groups, frame-weighted within a group, every test frame scored "
                       "exactly once); 'video-weighted' = mean of per-video means within a group (Hossain's weighting).", ""]
-    paper = _paper_lookup(suite, rows, summary, Path(directory))
+    paper = suite_paper_lookup(suite, HEADLINE_METRICS.get(suite, ["mpjpe"]), rows, summary, Path(directory))
     conditions = head[["variant", "seq_len", "test_noise"]].drop_duplicates()
     conditions["order"] = conditions["variant"].map({v: i for i, v in enumerate(variants)})
     conditions = conditions.sort_values(["order", "seq_len", "test_noise"])
@@ -202,6 +204,10 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
             tables.append(wide)
             md += ["", f"### {title} per action group (mean over seeds; Avg = unweighted mean over groups)", "",
                    *_table_markdown(wide)]
+    lifters = comparison_report(rows, Path(directory).parent / "runs")
+    if lifters is not None:
+        tables.append(lifters[0])
+        md += lifters[1]
     claims = claim_table(rows, suite)
     if claims is not None:
         from liftbench.claims import SEEDS_FORMULA
@@ -230,64 +236,6 @@ def claim_table(rows: pd.DataFrame, suite: str) -> Table | None:
     for r in results:
         table.add_row(*claim_cells(r))
     return table
-
-
-def _paper_lookup(suite: str, rows: pd.DataFrame, summary: pd.DataFrame, directory: Path):
-    """A function condition -> (cell, note) for suites with a published table (the suite's ``baseline``):
-    the published headline of the same setting beside ours with the same averaging, flagged if buggy;
-    otherwise '—' and a note saying which setting differs."""
-    from liftbench import paper_match as PM
-    from liftbench.baselines import load_baselines
-    from liftbench.errors import LiftbenchError
-    from liftbench.paper_compare import _corrected_value, _method_of, _tta_of_run
-    from liftbench.suites import load_suite
-
-    try:
-        key = load_suite(suite).baseline
-        pub = load_baselines(key) if key else None
-    except LiftbenchError:
-        return None
-    if pub is None or pub.empty:
-        return None
-    pub = pub[(pub["slice"] == "action_mean") & pub["metric"].isin(HEADLINE_METRICS.get(suite, ["mpjpe"]))]
-    ablations = frozenset(str(v) for v in pub["variant"].unique() if str(v) not in ("", "full"))
-    summ = summary.copy()
-    for col in ("seq_len", "test_noise"):
-        summ[col] = pd.to_numeric(summ[col], errors="coerce")
-    ok = rows[rows["status"].astype(str) == "ok"]
-
-    def lookup(c) -> tuple[str, str]:
-        mine_rows = ok[(ok["variant"].astype(str) == c["variant"])
-                       & (pd.to_numeric(ok["seq_len"], errors="coerce") == c["seq_len"])]
-        if mine_rows.empty:
-            return "—", ""
-        r0 = mine_rows.iloc[0]
-        model = str(r0["model"])
-        setting = PM.MeasuredSetting(
-            _method_of(model), str(r0["dataset"]), str(r0["keypoints"]), float(pd.to_numeric(r0["train_noise"], errors="coerce") or 0),
-            float(c["test_noise"]), int(c["seq_len"]),
-            str(r0.get("alignment", "") or ("frame" if int(c["seq_len"]) == 1 else "causal")),
-            _tta_of_run(directory / "results.csv", model, sorted(set(mine_rows["run_id"].astype(str)))), str(c["variant"]))
-        diffs = []
-        for _, p in pub.iterrows():
-            d = PM.setting_differences(setting, p, ablations)
-            if d:
-                diffs.append(d)
-                continue
-            _, headline, label = PM.measured_slices(p)
-            sel = summ[(summ["variant"] == c["variant"]) & (summ["seq_len"] == c["seq_len"])
-                       & (summ["test_noise"] == c["test_noise"]) & (summ["metric"] == p["metric"])
-                       & (summ["slice"].astype(str) == headline)]
-            mine = float(sel["mean"].iloc[0]) if len(sel) else float("nan")
-            proto = "P1" if p["metric"] == "mpjpe" else "P2"
-            paper_delta = pd.to_numeric(pd.Series([p.get("delta", "")]), errors="coerce").iloc[0]
-            flag = PM.bug_flag(p, _corrected_value(p, p["metric"]))
-            cell = (f"{p['value']:.1f} {proto}" + (f" (paper Δ {paper_delta:+.1f})" if paper_delta == paper_delta and paper_delta else "")
-                    + f"; ours {_fmt(mine)} {label.split(' (')[0]}, Δ {_fmt(mine - p['value'])}" + (" ⚠" if flag else ""))
-            return cell, (f"{p['table']} {p['paper_label']}: {flag}" if flag else "")
-        closest = min(diffs, key=len) if diffs else ["no published value"]
-        return "— (setting differs)", f"{c['variant']}: no published value of the same setting ({'; '.join(closest)})"
-    return lookup
 
 
 def suite_plots(directory: Path) -> list[Path]:
@@ -348,6 +296,10 @@ def suite_plots(directory: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    if rows["model"].nunique() > 1:  # several lifters: accuracy against inference speed
+        from liftbench.comparison import comparison_plot, lifter_table
+
+        written.append(comparison_plot(lifter_table(rows, Path(directory).parent / "runs"), plots / "lifters_p1_vs_speed.png"))
     fig, ax = plt.subplots(figsize=(8, 4))
     root = Path(directory).parent / "runs"
     drawn = 0

@@ -129,8 +129,9 @@ def trial_status(spec: RunSpec, out: Path) -> str:
     suite runs, on any executor: a trial holds its claim ``.lock`` with its host and pid while it runs)."""
     run_dir = Path(out) / "runs" / spec.run_id
     if _trained(spec, out):
-        rows = _run_rows(run_dir)
-        return "done" if all(_has_condition(rows, s) for s in spec.test_noise) else "trained"
+        if all(_has_condition(_run_rows(run_dir), s) for s in spec.test_noise):
+            return "done"
+        return "running" if is_running(run_dir) else "trained"  # running: being evaluated
     if (run_dir / LOCK_FILE).exists():
         return "running" if is_running(run_dir) else "interrupted"
     if (run_dir / ERROR_FILE).exists():
@@ -181,16 +182,20 @@ def run_suite(specs: list[RunSpec], out: Path, directory: Path, *, data_dir=None
     base_info = {"suite": specs[0].suite, "version": specs[0].suite_version} if specs else {}
     session = SuiteSession(directory, specs, {**base_info, **(info or {})})
     session.register()
-    if pack > 1:
-        packed = _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
-        report = on_trial_end
+    try:
+        if pack > 1:
+            packed = _train_packs(specs, pack, out, data_dir, device, executor, on_trial_start)
+            report = on_trial_end
 
-        def on_trial_end(i: int, result: TrialResult) -> None:  # a packed run was trained now, not reused
-            result.trained = result.trained or (i in packed and not result.error)
-            if report:
-                report(i, result)
-    executor = executor if executor is not None else InProcessExecutor(on_trial_start=on_trial_start)
-    results = executor.map(specs, out, data_dir, device, on_trial_end)
+            def on_trial_end(i: int, result: TrialResult) -> None:  # a packed run was trained now, not reused
+                result.trained = result.trained or (i in packed and not result.error)
+                if report:
+                    report(i, result)
+        executor = executor if executor is not None else InProcessExecutor(on_trial_start=on_trial_start)
+        results = executor.map(specs, out, data_dir, device, on_trial_end)
+    except BaseException:  # Ctrl-C or a bad option: the finished trials are in their run directories
+        session.abandon()
+        raise
     rows = merge_results(results)
     session.finish(lambda every: write_suite_files(directory, suite_rows(every, results, out)))
     return rows, summarize(rows), results

@@ -14,7 +14,8 @@ from liftbench.suites import RunSpec
 def _specs_from_manifest(path: Path) -> tuple[str, Path, list[RunSpec]]:
     """Title, suite directory and trials of a manifest (malformed: one-line ``DataError`` naming it)."""
     manifest, specs = read_manifest(path)
-    return f"{manifest.get('suite') or path.parent.name} ({manifest.get('preset', '')}) — {path.parent}", path.parent, specs
+    title = f"{manifest.get('suite') or path.parent.name} ({manifest.get('preset', '')}) — {path.parent}"
+    return title, path.parent, specs
 
 
 def trial_note(run_dir: Path, state: str) -> str:

@@ -145,7 +145,7 @@ class SuiteSession:
             old = {}
         if finished:
             self.session["finished"] = time.time()
-        sessions = [s for s in _valid_sessions(old) if s["token"] != self.session["token"]] + [self.session]
+        sessions = [*(s for s in _valid_sessions(old) if s["token"] != self.session["token"]), self.session]
         kept = _kept(sessions, self.session["token"])
         merged: dict[tuple, RunSpec] = {}
         for s in kept:
@@ -169,6 +169,16 @@ class SuiteSession:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._suite_lock():
             return self._update(finished=False)
+
+    def abandon(self) -> None:
+        """Mark this session finished without writing suite files (it stopped: Ctrl-C or an error), so its
+        trials stay listed (``liftbench status`` shows them interrupted) until a later suite replaces them,
+        and a long-lived process does not keep them merged. Never raises: the caller handles an error."""
+        try:
+            with self._suite_lock():
+                self._update(finished=True)
+        except Exception:  # noqa: BLE001 - a session left behind reads as finished once this process exits
+            pass
 
     def finish(self, write: Callable[[list[RunSpec]], Any]) -> Any:
         """Under the suite lock: mark this session finished and call ``write(specs)`` with every kept

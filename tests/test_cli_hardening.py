@@ -21,6 +21,8 @@ from liftbench.results import rows_frame, write_rows, write_text_atomic
 from liftbench.train import CHECKPOINT
 
 TINY = {"data.name": "tiny", "hidden_size": 8, "epochs": 1, "batch_size": 16, "lr": 1e-3}
+# Whatever a test gives on top, a regression (the value accepted) trains for seconds, not hours.
+QUICK = ["--data", "tiny", "--set", "epochs=1", "--set", "hidden_size=8", "--set", "batch_size=16", "--device", "cpu"]
 TRAIN_ARGS = ["--data", "tiny", "--epochs", "1", "--set", "hidden_size=8", "--set", "batch_size=16", "--set", "lr=1e-3",
               "--device", "cpu"]
 
@@ -136,7 +138,7 @@ def test_damaged_run_json_is_one_line(runs, tmp_path, run_cli, content):
 def test_bad_toml_values_are_one_line(tmp_path, run_cli, text, needles):
     path = tmp_path / "exp.toml"
     path.write_text(text)
-    code, _, err = run_cli("train", "seq2seq", "--config", path, "--out", tmp_path / "out")
+    code, _, err = run_cli("train", "seq2seq", "--config", path, "--out", tmp_path / "out", *QUICK)
     _one_line(code, err, str(path), *needles)
     assert not (tmp_path / "out").exists()
 
@@ -151,7 +153,7 @@ def test_bad_toml_values_are_one_line(tmp_path, run_cli, text, needles):
     (["--set", "checkpoint_every_s=nan"], ["checkpoint_every_s must be a finite number"]),
 ])
 def test_non_finite_and_negative_values_refused_before_any_work(tmp_path, run_cli, args, needles):
-    code, _, err = run_cli("train", "seq2seq", "--data", "tiny", "--out", tmp_path, *args)
+    code, _, err = run_cli("train", "seq2seq", "--out", tmp_path, *QUICK, *args)
     _one_line(code, err, *needles)
     assert not (tmp_path / "runs").exists()  # no config.toml that could not be read back
 
@@ -175,7 +177,7 @@ def test_every_float_field_of_every_section_is_checked():
 
 
 def test_huge_model_refused_with_its_size_without_allocating():
-    from liftbench.config import check_model_size, count_parameters
+    from liftbench.model_size import check_model_size, count_parameters
     from liftbench.errors import ConfigError
     from liftbench.models import LIFTERS, create_lifter, trainable_parameters
 
@@ -247,7 +249,7 @@ def test_out_on_an_existing_file(tmp_path, run_cli, runs):
     file.write_text("x")
     code, _, err = run_cli("train", "mlp", *TRAIN_ARGS, "--out", file)
     _one_line(code, err, f"--out {file} is an existing file")
-    code, _, err = run_cli("run", "ablation", "--data", "tiny", "--out", file / "sub")
+    code, _, err = run_cli("run", "ablation", "--out", file / "sub", *QUICK)
     _one_line(code, err, f"--out {file / 'sub'}", "which is a file")
     code, _, err = run_cli("evaluate", runs["done"], "--device", "cpu", "--results-dir", file)
     _one_line(code, err, f"--results-dir {file} is an existing file")
@@ -263,7 +265,7 @@ def test_out_on_a_read_only_place(tmp_path, run_cli, monkeypatch, runs):
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro and mode & os.W_OK else real_access(p, mode, **kw))
     code, _, err = run_cli("train", "mlp", *TRAIN_ARGS, "--out", ro / "out")
     _one_line(code, err, f"--out {ro / 'out'}", "not writable")
-    code, _, err = run_cli("run", "ablation", "--data", "tiny", "--out", ro)
+    code, _, err = run_cli("run", "ablation", "--out", ro, *QUICK)
     _one_line(code, err, f"--out {ro}", "not writable")
     code, _, err = run_cli("evaluate", runs["done"], "--device", "cpu", "--results-dir", ro)
     _one_line(code, err, f"--results-dir {ro}", "not writable")
@@ -392,7 +394,7 @@ def test_finished_run_is_reused_only_while_its_data_are_the_same(tmp_path, monke
 
 def test_ray_only_options_with_the_local_executor_are_errors(run_cli, tmp_path):
     for args in (["--cpus-per-trial", "2"], ["--gpus-per-trial", "0"], ["--ray-address", "auto"]):
-        code, out, err = run_cli("run", "ablation", "--data", "tiny", "--out", tmp_path, *args)
+        code, out, err = run_cli("run", "ablation", "--out", tmp_path, *QUICK, *args)
         _one_line(code, err, args[0], "--executor ray only")
         assert out == "" and not any(tmp_path.iterdir())  # refused before any work
     code, _, err = run_cli("run", "ablation", "--executor", "ray", "--cpus-per-trial", "nan", "--out", tmp_path)
@@ -450,6 +452,10 @@ def test_bench_csv_checked_before_measuring(run_cli, tmp_path):
     assert code == 2 and "--out" in err
 
 
-def test_train_out_is_the_results_root_shared_with_suites(runs):
-    # the fixture trained through the library into OUT/runs/<run_id>: the layout train --out now produces
-    assert runs["done"].parent.name == "runs"
+def test_train_out_is_the_results_root_shared_with_suites(run_cli, tmp_path):
+    """train --out means what a suite's --out means: the run directory is OUT/runs/<run_id>."""
+    code, out, err = run_cli("train", "mlp", *TRAIN_ARGS, "--out", tmp_path)
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("mlp-") and (run_dir / CHECKPOINT).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

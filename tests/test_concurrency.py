@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftbench.locks import read_lock
+from liftbench.locks import TrialLocks, read_lock
 from liftbench.results import read_rows
 from liftbench.runner import run_suite, run_trial, suite_rows, trial_status, write_suite_files
 from liftbench.status import suite_status, trial_note
@@ -154,7 +154,7 @@ def test_two_suites_into_one_out_train_every_run_once(setup, data_dir):
     out = setup / "out"
     (setup / "barrier").mkdir()
     args = ["run", setup / "race.toml", "--data", "h36m", "--data-dir", data_dir, "--seeds", "2", "--out", out]
-    procs = [_harness(setup, args, {"H3_BARRIER": str(setup / "barrier"), "H3_PARTIES": "2", "H3_DELAY": "3",
+    procs = [_harness(setup, args, {"H3_BARRIER": str(setup / "barrier"), "H3_PARTIES": "2", "H3_DELAY": "2",
                                     "H3_OUT": str(out), "H3_COPY": str(setup / f"copy{k}.csv")}) for k in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (stdout, stderr) in zip(procs, outputs):
@@ -217,7 +217,9 @@ def test_a_run_claimed_by_a_live_process_is_waited_for_and_its_rows_picked_up(se
     assert trained_here == [free.run_id]  # the busy run was trained by its owner only
     assert _trained(setup) == [(busy.run_id, owner.pid)]
     assert seen and all(w == (f"{HOST} pid {owner.pid}",) for w, _, _ in seen)
-    assert all(state == "running" and note.startswith(f"{HOST} pid {owner.pid}") for _, state, note in seen)
+    # `liftbench status` meanwhile: the owner's trial runs there (or has just finished)
+    assert {state for _, state, _ in seen} <= {"running", "done"} and seen[0][1] == "running"
+    assert all(note.startswith(f"{HOST} pid {owner.pid}") for _, state, note in seen if state == "running")
     assert [(r.trained, bool(r.error), r.waiting_for) for r in results] == [(False, False, ""), (True, False, "")]
     owners_rows = read_rows(run_dir / "results.csv")
     assert _same(owners_rows, rows[rows["run_id"] == busy.run_id])
@@ -259,6 +261,49 @@ def test_a_claim_whose_owner_dies_is_taken_over_and_resumed(setup, data_dir, mon
     assert not (run_dir / ".lock").exists()
 
 
+@pytest.mark.slow
+def test_pool_workers_wait_for_a_claimed_run_then_train_it(setup, data_dir):
+    """--workers 2: a worker finding the run claimed comes back waiting; the driver retries it after the
+    others and, once the claim is gone (released here), a worker trains it."""
+    from liftbench.executors import LocalPoolExecutor
+
+    out = setup / "out"
+    specs = _specs(setup)
+    claim = TrialLocks([out / "runs" / specs[0].run_id])
+    claim.__enter__()
+    seen = []
+
+    def on_progress(counts):
+        if counts.waiting_for and not seen:
+            seen.append((counts.waiting, counts.waiting_for, trial_status(specs[0], out)))
+            claim.__exit__(None, None, None)  # the owner finishes without training it: a worker must
+
+    try:
+        _, _, results = run_suite(specs, out, setup / "suite", data_dir=data_dir, device="cpu",
+                                  executor=LocalPoolExecutor(2, threads=1, on_progress=on_progress))
+    finally:
+        claim.__exit__(None, None, None)
+    assert seen == [(1, (f"{HOST} pid {os.getpid()}",), "running")]
+    assert [(r.trained, r.error, r.waiting_for) for r in results] == [(True, "", ""), (True, "", "")]
+    assert _conditions(read_rows(setup / "suite" / "results.csv")) == {s.run_id: [0.0, 5.0] for s in specs}
+
+
+def test_a_packed_group_trains_only_the_members_it_claimed(tmp_path):
+    from liftbench.packing import pack_signature, train_specs_packed
+    from liftbench.train import CHECKPOINT
+
+    (tmp_path / "race.toml").write_text(SUITE_TOML)
+    specs = expand(load_suite(tmp_path / "race.toml"), "smoke", seeds=2, overrides={"data.name": "tiny"})
+    busy, free = [s for s in specs if s.variant == "mlp"]  # seeds 0 and 1: one pack group
+    assert pack_signature(busy.config) == pack_signature(free.config)
+    with TrialLocks([tmp_path / "runs" / busy.run_id]) as other:
+        assert train_specs_packed([busy, free], tmp_path, device="cpu") == ""
+        assert trial_status(free, tmp_path) == "trained"
+        assert not (tmp_path / "runs" / busy.run_id / CHECKPOINT).exists()  # not touched: another process's
+        assert read_lock(tmp_path / "runs" / busy.run_id)["token"] == other.record["token"]
+    assert not (tmp_path / "runs" / free.run_id / ".lock").exists()
+
+
 def test_concurrent_suite_sessions_keep_each_others_rows(tmp_path):
     """Suite X (test noise 0) still running in another process while suite Y (test noise 5) finishes into
     the same suite directory: Y's results.csv has X's finished rows too, and X's final write keeps Y's."""
@@ -294,6 +339,23 @@ def test_concurrent_suite_sessions_keep_each_others_rows(tmp_path):
     run_suite(specs_y, tmp_path, directory, device="cpu")
     assert set(read_rows(directory / "results.csv")["test_noise"].astype(float)) == {5.0}
     assert len(json.loads((directory / "manifest.json").read_text())["sessions"]) == 1
+
+
+def test_a_stopped_suite_stays_listed_until_a_later_suite_replaces_it(tmp_path):
+    from liftbench.errors import ConfigError
+    from liftbench.executors import LocalPoolExecutor
+
+    (tmp_path / "race.toml").write_text(SUITE_TOML)
+    specs = expand(load_suite(tmp_path / "race.toml"), "smoke", overrides={"data.name": "tiny"}, test_noise=[0.0])
+    directory = tmp_path / "suite"
+    with pytest.raises(ConfigError, match="--pack"):  # stops after registering its session
+        run_suite(specs, tmp_path, directory, device="cpu", executor=LocalPoolExecutor(2, threads=1), pack=2)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert [s["finished"] is not None for s in manifest["sessions"]] == [True]  # not live, though this pid is
+    assert [r["state"] for _, rows in suite_status(directory) for r in rows] == ["pending", "pending"]
+    run_suite(specs[:1], tmp_path, directory, device="cpu")
+    assert [r["run_id"] for r in json.loads((directory / "manifest.json").read_text())["runs"]] == [specs[0].run_id]
+    assert set(read_rows(directory / "results.csv")["run_id"]) == {specs[0].run_id}
 
 
 @pytest.mark.parametrize("content", [b"{}", b"[]", b'{"runs": 5}', b'{"runs": [{"variant": "x"}]}',

@@ -3,6 +3,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from liftbench.config import config_from_dict, parse_assignments, resolve_config, toml_dumps
 from liftbench.errors import ConfigError, UnknownNameError
@@ -98,3 +100,23 @@ def test_checkpoint_interval_is_not_part_of_the_run_id_but_precision_is():
     assert resolve_config("mlp", overrides={"precision": "bf16"}).run_id != base.run_id
     with pytest.raises(ConfigError, match="train.precision must be one of fp32, tf32, bf16"):
         resolve_config("mlp", overrides={"precision": "fp16"})
+
+
+def test_non_finite_values_never_reach_a_config_file():
+    """nan/inf from --set, an option or a TOML file are refused where they are given (issue 15 item 7): a
+    resolved config only ever holds finite floats, so its config.toml can be read back."""
+    for where in ({"overrides": {"smoothness": float("nan")}}, {"options": {"train.lr": float("inf")}},
+                  {"overrides": {"data.train_noise": float("-inf")}}):
+        with pytest.raises(ConfigError, match="finite"):
+            resolve_config("seq2seq", **where)
+
+
+@settings(max_examples=40, deadline=None)
+@given(smoothness=st.floats(0.0, 1e6, allow_nan=False), lr=st.floats(1e-12, 10.0), noise=st.floats(0.0, 1e4))
+def test_any_accepted_config_reads_back_from_its_toml(tmp_path_factory, smoothness, lr, noise):
+    cfg = resolve_config("seq2seq", overrides={"smoothness": smoothness, "lr": lr, "train_noise": noise})
+    path = tmp_path_factory.mktemp("rt") / "config.toml"
+    path.write_text(toml_dumps(cfg.to_dict()))
+    again = resolve_config(None, path)
+    assert again.config_hash() == cfg.config_hash()
+    assert again.model_params["smoothness"] == smoothness and again.resolved_train().lr == lr

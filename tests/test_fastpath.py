@@ -12,8 +12,19 @@ import pytest
 import torch
 
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
-from liftbench.models import NormStats, buffers, create_lifter
-from liftbench.models.seq2seq_fused import module_params, param_names, seq2seq_forward, stack_params
+from liftbench import fast as speed
+from liftbench.fast import buffers
+from liftbench.fast.seq2seq import fused_forward
+from liftbench.fast.seq2seq_fused import module_params, param_names, seq2seq_forward, stack_params
+from liftbench.models import NormStats, create_lifter
+from liftbench.models.seq2seq import Seq2SeqLifter
+
+
+class FusedSeq2Seq(Seq2SeqLifter):
+    """The readable seq2seq with its forward replaced by the speed path's fused one (K = 1)."""
+
+    def forward(self, x):
+        return fused_forward(self, x)
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +56,9 @@ def assert_close(a, b, tol, what=""):
 def pair(dtype, **cfg):
     """A fast (fused) and a plain seq2seq with the same perturbed weights."""
     torch.manual_seed(0)
-    fast = create_lifter("seq2seq", implementation="fast", **cfg).to(dtype).train()
+    fast = FusedSeq2Seq(Seq2SeqLifter.Config(**cfg)).to(dtype).train()
     perturb_(fast, 0.2)
-    plain = create_lifter("seq2seq", implementation="plain", **cfg).to(dtype).train()
+    plain = create_lifter("seq2seq", **cfg).to(dtype).train()
     plain.load_state_dict(fast.state_dict())
     return fast, plain
 
@@ -142,7 +153,7 @@ def test_recycled_gradient_buffers_never_alias_a_live_gradient(monkeypatch):
 
     monkeypatch.setattr(buffers, "GRAD_BUFFERS", buffers.GradBufferPool(min_bytes=0))  # pool even tiny kernels
     torch.manual_seed(0)
-    m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.0).double()
+    m = FusedSeq2Seq(Seq2SeqLifter.Config(hidden_size=8, seq_len=3, dropout=0.0)).double()
     perturb_(m, 0.2)
     x = torch.randn(2, 3, INPUT_DIM, dtype=torch.float64)
 
@@ -189,18 +200,6 @@ def test_no_gradient_for_the_2d_input_and_missing_keys():
         seq2seq_forward(params, x.detach(), None, torch.ones(1), True, 1e-12)
 
 
-def test_input_gradient_request_uses_the_plain_path():
-    """The fused function gives no gradient for x; a model asked for one falls back to the plain path."""
-    fast, plain = pair(torch.float64, hidden_size=8, seq_len=3, dropout=0.0)
-    x = torch.randn(2, 3, INPUT_DIM, dtype=torch.float64)
-    grads = []
-    for m in (fast, plain):
-        xg = x.clone().requires_grad_()
-        m(xg).square().sum().backward()
-        grads.append(xg.grad)
-    assert_close(grads[0], grads[1], 1e-12, "d/dx")
-
-
 def test_dropout_generator_is_a_per_model_stream():
     """With ``dropout_generator`` set, the masks come from that stream and the global RNG is untouched."""
     m = create_lifter("seq2seq", hidden_size=8, seq_len=3, dropout=0.5).train()
@@ -242,8 +241,7 @@ def test_predict_frames_equals_per_window_plain(dtype, tol, residual, layer_norm
     torch.manual_seed(0)
     fast = create_lifter("seq2seq", hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm).to(dtype)
     perturb_(fast, 0.2)
-    plain = create_lifter("seq2seq", hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm,
-                          implementation="plain").to(dtype)
+    plain = create_lifter("seq2seq", hidden_size=16, seq_len=T, residual=residual, layer_norm=layer_norm).to(dtype)
     plain.load_state_dict(fast.state_dict())
     fast.eval(), plain.eval()
     lengths = [3, 5, 11, 1, 8]
@@ -252,33 +250,37 @@ def test_predict_frames_equals_per_window_plain(dtype, tol, residual, layer_norm
     with torch.no_grad():
         ref = plain(inputs[index])[:, -1]  # every window through the full plain forward
         for batch in (4, 7, 1000):
-            got = fast.predict_frames(inputs, index, batch)
+            got = speed.predict_frames(fast, inputs, index, batch)  # the speed path's folded evaluator
             assert got.shape == (sum(lengths), OUTPUT_DIM)
             assert_close(got, ref, tol, f"batch {batch}")
-            assert_close(plain.predict_frames(inputs, index, batch), ref, tol, "base default")
+            with speed.disabled():  # the readable model's own (base class) predict_frames
+                assert_close(speed.predict_frames(plain, inputs, index, batch), ref, tol, "base default")
 
 
 def test_predict_frames_of_no_frames():
-    for impl in ("fast", "plain"):
-        m = create_lifter("seq2seq", hidden_size=8, seq_len=3, implementation=impl).eval()
-        assert m.predict_frames(torch.randn(0, INPUT_DIM), torch.zeros(0, 3, dtype=torch.long), 16).shape == (0, 48)
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=3).eval()
+    for context in (speed.disabled, __import__("contextlib").nullcontext):
+        with context():
+            out = speed.predict_frames(m, torch.randn(0, INPUT_DIM), torch.zeros(0, 3, dtype=torch.long), 16)
+            assert out.shape == (0, 48)
 
 
 def test_predict_frames_chunks_inside_a_batch(monkeypatch):
-    import liftbench.models.seq2seq as s2s
+    import liftbench.fast.seq2seq as s2s
 
     torch.manual_seed(0)
     m = create_lifter("seq2seq", hidden_size=16, seq_len=4).double().eval()
     perturb_(m, 0.2)
     inputs = torch.randn(13, INPUT_DIM, dtype=torch.float64)
     index = causal_index([6, 7], 4)
-    whole = m.predict_frames(inputs, index, 1000)
+    whole = speed.predict_frames(m, inputs, index, 1000)
     monkeypatch.setattr(s2s, "EVAL_CHUNK_FLOATS", 3 * 4 * 16)  # chunks of 3 windows
-    assert_close(m.predict_frames(inputs, index, 1000), whole, 1e-12, "chunked")
+    assert_close(speed.predict_frames(m, inputs, index, 1000), whole, 1e-12, "chunked")
 
 
 @pytest.mark.parametrize("layer_norm", [True, False])
 def test_inference_pointwise_is_bitwise_the_fast_pointwise(layer_norm):
+    from liftbench.fast.seq2seq import gate_shift, inference_pointwise_, pointwise
     from liftbench.models.lnlstm import LNLSTMCell
 
     torch.manual_seed(0)
@@ -286,10 +288,10 @@ def test_inference_pointwise_is_bitwise_the_fast_pointwise(layer_norm):
     perturb_(cell, 0.3)
     gates, c_prev = torch.randn(5, 64), torch.randn(5, 16)
     with torch.no_grad():
-        h_ref, (c_ref, _) = cell._pointwise(gates, c_prev, None, cell._gate_shift())
-        h, c = cell.inference_pointwise_(gates.clone(), c_prev)
-        h0_ref, (c0_ref, _) = cell._pointwise(gates, None, None, cell._gate_shift())
-        h0, c0 = cell.inference_pointwise_(gates.clone(), None)
+        h_ref, (c_ref, _) = pointwise(cell, gates, c_prev, None, gate_shift(cell))
+        h, c = inference_pointwise_(cell, gates.clone(), c_prev, gate_shift(cell))
+        h0_ref, (c0_ref, _) = pointwise(cell, gates, None, None, gate_shift(cell))
+        h0, c0 = inference_pointwise_(cell, gates.clone(), None, gate_shift(cell))
     assert torch.equal(h, h_ref) and torch.equal(c, c_ref) and torch.equal(h0, h0_ref) and torch.equal(c0, c0_ref)
 
 
@@ -300,7 +302,7 @@ def test_predict_frames_with_dropout_in_train_mode_falls_back():
     index = causal_index([6], 3)
     torch.manual_seed(1)
     with torch.no_grad():
-        a = m.predict_frames(inputs, index, 4)
+        a = speed.predict_frames(m, inputs, index, 4)
     torch.manual_seed(1)
     with torch.no_grad():
         b = torch.cat([m(inputs[index[:4]])[:, -1], m(inputs[index[4:]])[:, -1]])
@@ -308,7 +310,8 @@ def test_predict_frames_with_dropout_in_train_mode_falls_back():
 
 
 def test_evaluator_uses_predict_frames(monkeypatch):
-    """predict_sequences goes through predict_frames and checks the shape it returns."""
+    """predict_sequences goes through the speed path's predict_frames (the model's own inside
+    ``disabled()``) and checks the shape it returns."""
     from liftbench.data.dataset import Sequence
     from liftbench.errors import DataError
     from liftbench.evaluate import predict_sequences
@@ -318,15 +321,16 @@ def test_evaluator_uses_predict_frames(monkeypatch):
                      rng.normal(size=(n, 17, 3)).astype(np.float32) * 100) for c, n in enumerate([2, 9])]
     stats = NormStats(torch.zeros(INPUT_DIM), torch.full((INPUT_DIM,), 100.0), torch.zeros(OUTPUT_DIM),
                       torch.full((OUTPUT_DIM,), 100.0))
-    fast = create_lifter("seq2seq", hidden_size=8, seq_len=4)
-    plain = create_lifter("seq2seq", hidden_size=8, seq_len=4, implementation="plain")
-    plain.load_state_dict(fast.state_dict())
-    a = predict_sequences(fast, stats, seqs, torch.device("cpu"), batch_size=3)
-    b = predict_sequences(plain, stats, seqs, torch.device("cpu"), batch_size=5)
-    assert np.allclose(a.pred, b.pred, atol=1e-3) and len(a) == 11
-    monkeypatch.setattr(fast, "predict_frames", lambda inputs, index, batch_size, segments=None: torch.zeros(3, OUTPUT_DIM))
-    with pytest.raises(DataError, match="predict_frames returned shape"):
-        predict_sequences(fast, stats, seqs, torch.device("cpu"))
+    m = create_lifter("seq2seq", hidden_size=8, seq_len=4)
+    a = predict_sequences(m, stats, seqs, torch.device("cpu"), batch_size=3)
+    calls = []
+    monkeypatch.setattr(m, "predict_frames", lambda *args: calls.append(1) or Seq2SeqLifter.predict_frames(m, *args))
+    with speed.disabled():
+        b = predict_sequences(m, stats, seqs, torch.device("cpu"), batch_size=5)
+    assert calls and np.allclose(a.pred, b.pred, atol=1e-3) and len(a) == 11
+    monkeypatch.setattr(m, "predict_frames", lambda inputs, index, batch_size, segments=None: torch.zeros(3, OUTPUT_DIM))
+    with speed.disabled(), pytest.raises(DataError, match="predict_frames returned shape"):
+        predict_sequences(m, stats, seqs, torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------------------- bench
@@ -341,20 +345,28 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(liftbench.bench, "default_pack_bench", lambda: None)  # packing has its own tests
 
     out = tmp_path / "bench.csv"
-    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--hidden", "16", "--reps", "2", "--eval-batch", "256",
-                                      "--csv", str(out)])
+    tiny = ["--set", "hidden_size=16", "--set", "channels=16", "--set", "filter_widths=3,3"]  # each to who has it
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", *tiny, "--batch", "32", "--reps", "2",
+                                      "--eval-batch", "256", "--csv", str(out)])
     assert result.exit_code == 0, result.output
     import pandas as pd
 
+    from liftbench.models import LIFTERS
+
     df = pd.read_csv(out)
-    assert set(df["model"]) == {"mlp", "seq2seq"} and set(df["path"]) == {"plain", "production"}
+    assert set(df["model"]) == set(LIFTERS.names()) and set(df["path"]) == {"plain", "production"}  # every lifter
     for col in ("train_median_ms", "train_gflops", "train_gflops_nominal", "eval_frames_per_s", "eval_pct_of_matmul",
                 "peak_train_mb", "speedup_train", "speedup_eval", "speedup_pack"):
         assert col in df.columns, col
     assert (df["train_median_ms"] > 0).all() and (df["eval_frames_per_s"] > 0).all()
     seq = df[df["model"] == "seq2seq"].set_index("path")
     assert seq.loc["production", "train_flops_executed"] < seq.loc["plain", "train_flops_executed"]
-    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--hidden", "16", "--reps", "2",
+    assert json.loads(seq.loc["plain", "model_params"]) == {"hidden_size": 16}
+    tcn = df[df["model"] == "tcn"].set_index("path")
+    assert tcn.loc["plain", "seq_len"] == 9  # widths 3,3: a 9-frame receptive field
+    # whole videos share every frame's work; the plain path runs one dilated window per frame
+    assert tcn.loc["production", "eval_flops_per_frame_executed"] < tcn.loc["plain", "eval_flops_per_frame_executed"]
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--set", "hidden_size=16", "--reps", "2",
                                       "--eval-batch", "256", "--json", "--cuda-graph", "--bf16", "--tf32"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -373,9 +385,10 @@ def test_bench_pack_hook_fills_speedup_pack():
         calls.append(kw)
         return {"speedup_pack": 1.5, "k": 2}
 
-    r = bench_model("seq2seq", torch.device("cpu"), hidden=8, reps=1, warmup=0, eval_batch=64, frames=300,
-                    pack_bench=fake_pack)
+    r = bench_model("seq2seq", torch.device("cpu"), params={"hidden_size": 8}, reps=1, warmup=0, eval_batch=64,
+                    frames=300, pack_bench=fake_pack)
     assert r["speedup_pack"] == 1.5 and r["pack"]["k"] == 2 and calls[0]["model_name"] == "seq2seq"
+    assert calls[0]["params"] == {"hidden_size": 8}
 
 
 def test_bench_rejects_bad_sizes_and_names_before_measuring(monkeypatch):
@@ -388,11 +401,24 @@ def test_bench_rejects_bad_sizes_and_names_before_measuring(monkeypatch):
 
     with pytest.raises(ConfigError, match="'batch' must be an integer >= 1, got 0"):
         bench_model("seq2seq", torch.device("cpu"), batch=0)  # not silently the paper's batch
-    with pytest.raises(ConfigError, match="'seq_len' must be an integer >= 1"):
-        bench_model("seq2seq", torch.device("cpu"), seq_len=0)
+    with pytest.raises(ConfigError, match="'seq_len' must be >= 1"):
+        bench_model("seq2seq", torch.device("cpu"), params={"seq_len": 0})  # the Config's own check
+    with pytest.raises(ConfigError, match="unknown key"):
+        bench_model("mlp", torch.device("cpu"), params={"seq_len": 3})
     measured = []
     monkeypatch.setattr(liftbench.bench, "matmul_gflops", lambda *a, **k: measured.append(1) or 1.0)
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "mlp", "--model", "nosuch"])
     assert result.exit_code != 0 and "Unknown lifter 'nosuch'" in str(result.exception) and not measured
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--batch", "0"])
     assert result.exit_code == 2 and "--batch" in result.output and not measured
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "mlp", "--set", "nosuch_key=3"])
+    assert result.exit_code != 0 and "nosuch_key" in str(result.exception) and not measured
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "mlp", "--set", "seq2seq.hidden_size=8"])
+    assert result.exit_code != 0 and "no benched lifter" in str(result.exception) and not measured
+
+
+def test_bench_params_route_each_key_to_the_lifters_that_have_it():
+    from liftbench.bench import bench_params
+
+    got = bench_params(["mlp", "seq2seq", "tcn"], {"hidden_size": 8, "tcn.channels": 4, "hossain.seq_len": 3})
+    assert got == {"mlp": {"hidden_size": 8}, "seq2seq": {"hidden_size": 8, "seq_len": 3}, "tcn": {"channels": 4}}

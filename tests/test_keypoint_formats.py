@@ -313,6 +313,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
                   "openpose", "no 'people' list"))
     far = [{"image_id": i, "keypoints": flat(body_in(COCO, 17))} for i in (7, 397133 * 10)]
     cases.append((write_json(tmp_path / "far.json", far), "coco", "do not look like the frame numbers"))
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    for name in ("camA_0001.json", "camB_0001.json"):
+        write_json(twice / name, [{"image_id": 0, "keypoints": flat(body_in(COCO, 17))}])
+    cases.append((twice, "coco", "both hold frame 1"))
     for path, fmt, needle in cases:
         with pytest.raises(DataError, match=needle) as info:
             dets, _ = read_keypoints(path, fmt)

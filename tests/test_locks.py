@@ -191,3 +191,27 @@ def test_processes_racing_for_one_claim_one_wins(tmp_path, stale):
     assert len(winners) == 1, outcomes
     assert all(o["owner"] == f"{HOST} pid {winners[0]}" for pid, o in outcomes if pid != winners[0])
     assert not (run / LOCK_FILE).exists()  # the winner released its own claim; the stale one is gone
+
+
+def test_without_hard_links_claims_are_created_exclusively(tmp_path, monkeypatch):
+    import errno
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    run = tmp_path / "r"
+    with TrialLocks([run]) as first:
+        assert first.held == [True] and read_lock(run)["token"] == first.record["token"]
+        with TrialLocks([run]) as second:
+            assert second.held == [False]
+    assert not (run / LOCK_FILE).exists() and [p.name for p in run.iterdir()] == [".lock.guard"]  # no temp left
+
+
+def test_a_young_unreadable_claim_is_respected(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / LOCK_FILE).write_text("")  # being written by another process right now
+    with TrialLocks([run]) as claim:
+        assert claim.held == [False] and claim.owner(0) == "unknown owner"
+    assert (run / LOCK_FILE).read_text() == ""

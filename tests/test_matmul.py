@@ -1,9 +1,9 @@
-"""``models.matmul.matmul``: the per-model product the fused seq2seq uses, checked against float64 ``bmm``."""
+"""``fast.matmul.matmul``: the per-model product the fused seq2seq uses, checked against float64 ``bmm``."""
 
 import pytest
 import torch
 
-from liftbench.models.matmul import matmul, onednn_enabled
+from liftbench.fast.matmul import matmul, onednn_enabled
 
 
 def _views(K, M, k, n, layout):

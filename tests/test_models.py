@@ -24,6 +24,21 @@ from liftbench.errors import ConfigError, UnknownNameError
 from liftbench.models import LIFTERS, NormStats, create_lifter, list_lifters, trainable_parameters
 from liftbench.models.lnlstm import LNLSTMCell
 from liftbench.models.mlp import MaxNormLinear
+from liftbench.models.seq2seq import Seq2SeqLifter
+
+
+class FusedSeq2Seq(Seq2SeqLifter):
+    """The readable seq2seq with its forward replaced by the speed path's fused one (K = 1)."""
+
+    def forward(self, x):
+        from liftbench.fast.seq2seq import fused_forward
+
+        return fused_forward(self, x)
+
+
+def seq2seq(implementation: str, **cfg) -> Seq2SeqLifter:
+    """``"plain"``: the readable model file; ``"fast"``: the same weights' layout through the speed path."""
+    return FusedSeq2Seq(Seq2SeqLifter.Config(**cfg)) if implementation == "fast" else create_lifter("seq2seq", **cfg)
 
 ALL_LIFTERS = list_lifters()
 # Hossain's smoothness weights per output joint, written out again here (reference temporal_model.py:165-170):
@@ -62,7 +77,7 @@ def fields(name: str) -> dict[str, type]:
 def small(name: str, **extra) -> dict:
     """Small, dropout-free settings for any registered lifter (keys it lacks are skipped)."""
     f = fields(name)
-    params = {"hidden_size": 16, "dropout": 0.0, **extra}
+    params = {"hidden_size": 16, "channels": 16, "filter_widths": "3,3", "dropout": 0.0, "test_flip": False, **extra}
     return {k: v for k, v in params.items() if k in f}
 
 
@@ -113,10 +128,11 @@ def test_reference_counts_and_aliases():
 def test_forward_backward_every_parameter_gets_gradient(name):
     torch.manual_seed(0)
     model = create_lifter(name, **small(name)).train()
-    T = model.window
-    x = torch.randn(3, T, INPUT_DIM)
+    T, window, rep = model.window, model.contract.window, model.contract.representation
+    x = torch.randn(3, T, rep.input_dim)
     out = model(x)
-    assert out.shape == (3, T, OUTPUT_DIM) and torch.isfinite(out).all()
+    T_out = T if window.targets == "window" else 1  # the whole window, or the aligned frame
+    assert out.shape == (3, T_out, rep.output_dim) and torch.isfinite(out).all()
     loss = model.loss(out, torch.randn_like(out), mm_stats())
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
@@ -125,7 +141,7 @@ def test_forward_backward_every_parameter_gets_gradient(name):
         assert p.grad.abs().sum() > 0, f"{pname} gets no gradient"
     model.eval()
     with torch.no_grad():
-        assert torch.allclose(model.predict_aligned(x), model(x)[:, -1])
+        assert torch.allclose(model.predict_aligned(x), model(x)[:, window.aligned_position if T_out > 1 else 0])
 
 
 OVERFIT = {"seq2seq": {"hidden_size": 64, "smoothness": 0.0, "seq_len": 4}, "mlp": {"hidden_size": 64}}
@@ -135,8 +151,9 @@ OVERFIT = {"seq2seq": {"hidden_size": 64, "smoothness": 0.0, "seq_len": 4}, "mlp
 def test_overfits_a_tiny_batch(name):
     torch.manual_seed(0)
     model = create_lifter(name, **small(name, **OVERFIT.get(name, {}))).train()
-    x = torch.randn(4, model.window, INPUT_DIM)
-    y = torch.randn(4, model.window, OUTPUT_DIM)
+    rep, window = model.contract.representation, model.contract.window
+    x = torch.randn(4, model.window, rep.input_dim)
+    y = torch.randn(4, model.window if window.targets == "window" else 1, rep.output_dim)
     stats = unit_stats()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
@@ -168,7 +185,7 @@ def test_wrong_type_is_named(name):
 
 @pytest.mark.parametrize("name,key,value", [
     ("seq2seq", "seq_len", 0), ("seq2seq", "dropout", 1.0), ("seq2seq", "dropout", -0.1),
-    ("seq2seq", "hidden_size", 0), ("seq2seq", "smoothness", -1.0), ("seq2seq", "implementation", "turbo"),
+    ("seq2seq", "hidden_size", 0), ("seq2seq", "smoothness", -1.0),
     ("seq2seq", "layer_norm_eps", 0.0), ("seq2seq", "seq_len", "5"),
     ("mlp", "dropout", 1.0), ("mlp", "hidden_size", 0), ("mlp", "num_blocks", -1), ("mlp", "residual", 1),
 ])
@@ -217,6 +234,8 @@ def np_cell_step(cell: LNLSTMCell, x, c, h, mask=None):
 @pytest.mark.parametrize("layer_norm", [True, False])
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_lnlstm_step_matches_hand_reference(layer_norm, use_mask):
+    from liftbench.fast.seq2seq import gate_shift, pointwise
+
     torch.manual_seed(0)
     cell = LNLSTMCell(2, 3, layer_norm=layer_norm, eps=1e-5).double()
     perturb_(cell, 0.5)
@@ -229,7 +248,7 @@ def test_lnlstm_step_matches_hand_reference(layer_norm, use_mask):
     gates = torch.cat([t(x), t(h)], 1) @ cell.weight  # (B, in + H) @ (in + H, 4H), bias folded into the shift
     for label, (h_out, (c_out, h_state)) in {
         "reference": cell.reference_step(t(x), (t(c), t(h)), m),
-        "grouped pointwise": cell._pointwise(gates, t(c), m, cell._gate_shift()),
+        "grouped pointwise": pointwise(cell, gates, t(c), m, gate_shift(cell)),
     }.items():
         np.testing.assert_allclose(h_out.detach().numpy(), h_ref, atol=1e-12, err_msg=label)
         np.testing.assert_allclose(c_out.detach().numpy(), c_ref, atol=1e-12, err_msg=label)
@@ -237,7 +256,7 @@ def test_lnlstm_step_matches_hand_reference(layer_norm, use_mask):
     # Zero initial state: the grouped point-wise code skips the forget term (c_prev None), same function.
     z = np.zeros((2, 3))
     h0, c0 = np_cell_step(cell, x, z, z, mask)
-    h_f, (c_f, _) = cell._pointwise(t(x) @ cell.weight[:2], None, m, cell._gate_shift())
+    h_f, (c_f, _) = pointwise(cell, t(x) @ cell.weight[:2], None, m, gate_shift(cell))
     np.testing.assert_allclose(h_f.detach().numpy(), h0, atol=1e-12)
     np.testing.assert_allclose(c_f.detach().numpy(), c0, atol=1e-12)
 
@@ -270,9 +289,9 @@ def test_seq2seq_every_toggle_fast_equals_plain(residual, layer_norm, dropout, s
     cfg = dict(hidden_size=12, seq_len=T, residual=residual, layer_norm=layer_norm, dropout=dropout,
                smoothness=smoothness)
     torch.manual_seed(0)
-    fast = create_lifter("seq2seq", implementation="fast", **cfg).double().train()
+    fast = seq2seq("fast", **cfg).double().train()
     perturb_(fast, 0.2)
-    plain = create_lifter("seq2seq", implementation="plain", **cfg).double().train()
+    plain = seq2seq("plain", **cfg).double().train()
     plain.load_state_dict(fast.state_dict())
     x = torch.randn(3, T, INPUT_DIM, dtype=torch.float64)
     y = torch.randn(3, T, OUTPUT_DIM, dtype=torch.float64)
@@ -304,9 +323,9 @@ def test_seq2seq_every_toggle_fast_equals_plain(residual, layer_norm, dropout, s
 
 def test_seq2seq_fast_equals_plain_float32():
     torch.manual_seed(0)
-    fast = create_lifter("seq2seq", hidden_size=64, dropout=0.0)
+    fast = seq2seq("fast", hidden_size=64, dropout=0.0)
     perturb_(fast, 0.05)
-    plain = create_lifter("seq2seq", hidden_size=64, dropout=0.0, implementation="plain")
+    plain = seq2seq("plain", hidden_size=64, dropout=0.0)
     plain.load_state_dict(fast.state_dict())
     x, y = torch.randn(4, 5, INPUT_DIM), torch.randn(4, 5, OUTPUT_DIM)
     for m in (fast, plain):
@@ -365,7 +384,7 @@ def unrolled_seq2seq(m, x, start, reverse=True, detach_feedback=False, masks=Non
 @pytest.mark.parametrize("implementation", ["fast", "plain"])
 def test_seq2seq_reversed_encoder_start_ones_and_feedback(residual, implementation):
     torch.manual_seed(0)
-    m = create_lifter("seq2seq", hidden_size=6, seq_len=4, residual=residual, implementation=implementation)
+    m = seq2seq(implementation, hidden_size=6, seq_len=4, residual=residual)
     m = m.double().eval()
     perturb_(m, 0.3)
     x = torch.randn(2, 4, INPUT_DIM, dtype=torch.float64)
@@ -392,7 +411,7 @@ def test_seq2seq_dropout_sites_and_undropped_state(monkeypatch):
     torch.manual_seed(0)
     T, B, H = 3, 2, 5
     for implementation in ("fast", "plain"):
-        m = create_lifter("seq2seq", hidden_size=H, seq_len=T, dropout=0.5, implementation=implementation)
+        m = seq2seq(implementation, hidden_size=H, seq_len=T, dropout=0.5)
         m = m.double().train()
         perturb_(m, 0.3)
         masks = torch.bernoulli(torch.full((5, T, B, H), 0.5, dtype=torch.float64)) * 2.0

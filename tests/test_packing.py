@@ -18,8 +18,9 @@ from liftbench.config import resolve_config
 from liftbench.data.skeleton import INPUT_DIM
 from liftbench.errors import ConfigError
 from liftbench.models import create_lifter, trainable_parameters
-from liftbench.models.mlp import MLPStack
-from liftbench.models.stack import dropout_generator
+from liftbench.fast import disabled
+from liftbench.fast.mlp import MLPStack
+from liftbench.fast.stack import dropout_generator
 from liftbench.packing import group_specs, pack_signature, train_packed
 from liftbench.pipeline import evaluate_run, train_run
 from liftbench.runner import run_suite
@@ -91,9 +92,9 @@ def test_mlp_stack_k1_equals_module(residual, batch_norm, max_norm, dropout):
 
 @pytest.mark.parametrize("residual,smoothness,dropout", [(True, 5.0, 0.5), (False, 0.0, 0.0), (True, 0.0, 0.3)])
 def test_seq2seq_stack_k1_equals_module(residual, smoothness, dropout):
-    """The seq2seq stack (seq2seq_fused with K = 1 + the per-member loss) is the module's function."""
-    from liftbench.models.base import NormStats
-    from liftbench.models.stack import Seq2SeqStack
+    """The seq2seq stack (seq2seq_fused with K = 1 + the member's own loss) is the module's function."""
+    from liftbench.data.normalize import NormStats
+    from liftbench.fast.seq2seq import Seq2SeqStack, fused_forward
 
     torch.manual_seed(0)
     m = create_lifter("seq2seq", hidden_size=16, seq_len=4, residual=residual, smoothness=smoothness,
@@ -104,7 +105,7 @@ def test_seq2seq_stack_k1_equals_module(residual, smoothness, dropout):
     loss_s = stack.losses(x[None], y[None], [stats], [torch.Generator().manual_seed(7)])
     loss_s.sum().backward()
     m.dropout_generator = torch.Generator().manual_seed(7)
-    loss_m = m.loss(m(x), y, stats)
+    loss_m = m.loss(fused_forward(m, x), y, stats)  # the fused K = 1 forward (fused == plain: test_fastpath.py)
     loss_m.backward()
     assert torch.allclose(loss_s[0], loss_m, rtol=1e-5)
     for name, p in m.named_parameters():
@@ -112,12 +113,20 @@ def test_seq2seq_stack_k1_equals_module(residual, smoothness, dropout):
 
 
 def test_plain_seq2seq_trains_through_the_fallback_stack_and_resumes(tmp_path):
-    cfg = resolve_config("seq2seq", options={**BASE, "hidden_size": 8, "epochs": 1, "implementation": "plain"})
-    full = train_run(cfg, run_dir=tmp_path / "full", device="cpu")
-    train_run(cfg, run_dir=tmp_path / "part", device="cpu", stop_after_steps=4)
-    part = train_run(cfg, run_dir=tmp_path / "part", device="cpu", resume=True)
+    """Speed paths off: the readable module trains through FunctionalStack, resumes bitwise, and gets the
+    same run id (the implementation is a runtime switch, not configuration)."""
+    cfg = resolve_config("seq2seq", options={**BASE, "hidden_size": 8, "epochs": 1})
+    with disabled():
+        full = train_run(cfg, run_dir=tmp_path / "full", device="cpu")
+        train_run(cfg, run_dir=tmp_path / "part", device="cpu", stop_after_steps=4)
+        part = train_run(cfg, run_dir=tmp_path / "part", device="cpu", resume=True)
     assert full.state.finished and part.state.finished
     assert_same_run(tmp_path / "full", tmp_path / "part")
+    fast = train_run(cfg, run_dir=tmp_path / "fast", device="cpu")
+    assert fast.state.finished and cfg.run_id == resolve_config("seq2seq", options={**BASE, "hidden_size": 8,
+                                                                                       "epochs": 1}).run_id
+    with pytest.raises(ConfigError, match="unknown key"):
+        resolve_config("seq2seq", options={**BASE, "implementation": "plain"})
 
 
 def test_mlp_stack_default_shapes_and_write_back():
@@ -222,8 +231,10 @@ def test_pack_signature_and_groups():
             assert sig(model, **other) != base, other
     assert sig("mlp", batch_norm=False) != sig("mlp") and sig("mlp", num_blocks=1) != sig("mlp")
     assert sig("seq2seq", layer_norm=False) != sig("seq2seq") and sig("seq2seq", seq_len=3) != sig("seq2seq")
-    assert sig("seq2seq", implementation="plain") != sig("seq2seq")
-    assert sig("seq2seq", implementation="plain", seed=1) != sig("seq2seq", implementation="plain")  # no stack
+    with disabled():  # no stack: every run is a pack of its own
+        assert sig("seq2seq", seed=1) != sig("seq2seq") and sig("mlp", seed=1) != sig("mlp")
+    tcn = lambda **o: pack_signature(resolve_config("tcn", options={"data.name": "tiny", "channels": 16, **o}))  # noqa: E731
+    assert tcn(seed=1) != tcn()  # its speed path has no stack: trains one by one
     assert sig("mlp") != sig("seq2seq")
     specs = expand(load_suite("ablation"), "smoke", seeds=3)  # 6 seq2seq variants + mlp, 3 seeds each
     groups = group_specs(specs, 4)
@@ -278,13 +289,15 @@ def test_pack_refused_with_another_executor(tmp_path, run_cli):
 
 def test_bench_pack_runs_at_a_tiny_size():
     from liftbench.bench import default_pack_bench
-    from liftbench.packing import bench_pack
+    from liftbench.pack_bench import bench_pack
 
     assert default_pack_bench() is bench_pack  # what `liftbench bench` reports as speedup_pack
-    for model in ("mlp", "seq2seq"):
-        r = bench_pack(model, "cpu", K=2, hidden=16, batch=8, reps=2, warmup=1, seq_len=3)
+    for model, params in (("mlp", {"hidden_size": 16}), ("seq2seq", {"hidden_size": 16, "seq_len": 3})):
+        r = bench_pack(model, "cpu", K=2, params=params, batch=8, reps=2, warmup=1)
         assert r["K"] == 2 and r["speedup_pack"] > 0
         assert r["pack_used"] is True  # width 16: the MLP packs on CPU too (only wide ones do not)
         assert {"median_ms", "min_ms", "max_ms", "n"} <= set(r["packed"]) and r["sequential"]["n"] == 2
+    r = bench_pack("tcn", "cpu", K=2, params={"channels": 8, "filter_widths": "3"}, batch=8, reps=1, warmup=0)
+    assert r["speedup_pack"] is None and r["pack_used"] is False  # no stack: not measured, not claimed
     assert not MLPStack.packs_on({"hidden_size": 1024}, "cpu") and MLPStack.packs_on({"hidden_size": 512}, "cpu")
     assert MLPStack.packs_on({"hidden_size": 1024}, "cuda")

@@ -110,22 +110,27 @@ def _h36m_rows(model: str, keypoints: str, seq_len: int, alignment: str, frames:
     return rows_frame(pd.DataFrame(rows))
 
 
+def _write(path: Path, rows, model: str, **params) -> None:
+    """results.csv plus the run's config.json beside it (where compare finds the lifter's TTA)."""
+    from liftbench.results import write_rows
+
+    write_rows(path, rows)
+    (path.parent / "config.json").write_text(json.dumps({"model": {"name": model, **params}}))
+
+
 def _cells(table):
     headers = [str(c.header) for c in table.columns]
     return headers, {h: list(map(str, c.cells)) for h, c in zip(headers, table.columns)}
 
 
 def test_compare_uses_the_published_averaging_and_shows_deltas_only_like_for_like(tmp_path):
-    import numpy as np  # noqa: F811
-
     from liftbench.report import compare_with_paper
-    from liftbench.results import write_rows
 
     seq = _lifter_for("hossain2018")
     frames = {"Directions": 50.0, "Walking": 40.0}
     videos = {"Directions": 52.0, "Walking": 43.0}
     path = tmp_path / "results.csv"
-    write_rows(path, _h36m_rows(seq, "sh_ft_h36m", 5, "causal", frames, videos))
+    _write(path, _h36m_rows(seq, "sh_ft_h36m", 5, "causal", frames, videos), seq)
     table, notes = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
     headers, cells = _cells(table)
     rows = cells[headers[0]]
@@ -138,7 +143,7 @@ def test_compare_uses_the_published_averaging_and_shows_deltas_only_like_for_lik
     assert not notes  # the corrected numbers are clean: nothing to flag
     # Martinez's published rows are frame-weighted: an MLP run is compared with its frame-weighted values
     mlp = _lifter_for("martinez2017")
-    write_rows(path, _h36m_rows(mlp, "sh_ft_h36m", 1, "frame", frames, videos, variant="mlp"))
+    _write(path, _h36m_rows(mlp, "sh_ft_h36m", 1, "frame", frames, videos, variant="mlp"), mlp)
     table, notes = compare_with_paper(path, "martinez2017", "mpjpe")
     headers, cells = _cells(table)
     rows = cells[headers[0]]
@@ -149,11 +154,10 @@ def test_compare_uses_the_published_averaging_and_shows_deltas_only_like_for_lik
 
 def test_compare_gt_run_gets_no_sh_delta_and_pretrained_no_fine_tuned(tmp_path):
     from liftbench.report import compare_with_paper
-    from liftbench.results import write_rows
 
     seq = _lifter_for("hossain2018")
     path = tmp_path / "results.csv"
-    write_rows(path, _h36m_rows(seq, "gt", 5, "causal", {"Walking": 30.0}, {"Walking": 31.0}))
+    _write(path, _h36m_rows(seq, "gt", 5, "causal", {"Walking": 30.0}, {"Walking": 31.0}), seq)
     table, notes = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
     headers, _ = _cells(table)
     assert not any(h.startswith("Δ") for h in headers)
@@ -163,7 +167,7 @@ def test_compare_gt_run_gets_no_sh_delta_and_pretrained_no_fine_tuned(tmp_path):
     delta = [h for h in headers if h.startswith("Δ full")][0]
     assert cells[delta][cells[headers[0]].index("Avg")] == f"{31.0 - 39.2:.1f}"  # Hossain weights videos
     assert any("no corrected number was published" in n for n in notes)
-    write_rows(path, _h36m_rows(seq, "sh_pt_mpii", 5, "causal", {"Walking": 30.0}, {"Walking": 31.0}))
+    _write(path, _h36m_rows(seq, "sh_pt_mpii", 5, "causal", {"Walking": 30.0}, {"Walking": 31.0}), seq)
     for paper in ("hossain2018", "hossain2018_corrected"):
         table, notes = compare_with_paper(path, paper, "mpjpe")
         assert not any(str(c.header).startswith("Δ") for c in table.columns)
@@ -206,3 +210,60 @@ def test_protocol_card_counts_the_test_set_and_carries_the_banner(ablation_dir):
     assert {k: v["frames"] for k, v in groups.items()} == dict(zip(action_rows["slice"], action_rows["n_frames"]))
     assert card["test_set"]["frames"] == card["frames"]["test_expected"]
     assert "not the paper's recipe/data" in card["recipe_banner"] and "data tiny" in card["recipe_banner"]
+
+
+def test_suite_report_on_the_papers_setting_puts_table4_beside_ours_with_the_video_weighting(tmp_path):
+    import pandas as pd
+
+    from liftbench.report import suite_tables
+    from liftbench.results import rows_frame, write_rows
+    from liftbench.runner import summarize
+
+    seq = _lifter_for("hossain2018")
+    out = tmp_path / "out"
+    directory = out / "ablation-paper-h36m"
+    directory.mkdir(parents=True)
+    rows, runs = [], []
+    # per seed: frame-weighted action_mean f, video-weighted video_mean f + 2 (so the two are told apart)
+    for variant, values in (("full", {0: 60.0, 1: 62.0}), ("no_dropout", {0: 66.0, 1: 69.0})):
+        for seed, f in values.items():
+            run_id = f"{seq}-{variant}{seed}"
+            runs.append({"run_id": run_id, "variant": variant, "seed": seed})
+            (out / "runs" / run_id).mkdir(parents=True)
+            (out / "runs" / run_id / "config.json").write_text(json.dumps({"model": {"name": seq}}))
+            base = {"run_id": run_id, "suite": "ablation", "model": seq, "variant": variant, "seed": seed,
+                    "origin": "measured", "dataset": "h36m", "keypoints": "sh_ft_h36m", "train_noise": 0.0,
+                    "test_noise": 0.0, "seq_len": 5, "alignment": "causal", "status": "ok", "unit": "mm"}
+            for metric in ("mpjpe", "p_mpjpe"):
+                rows += [{**base, "metric": metric, "slice_type": "all", "slice": "action_mean", "value": f},
+                         {**base, "metric": metric, "slice_type": "all", "slice": "video_mean", "value": f + 2},
+                         {**base, "metric": metric, "slice_type": "action", "slice": "Walking", "value": f}]
+    frame = rows_frame(pd.DataFrame(rows))
+    write_rows(directory / "results.csv", frame)
+    summarize(frame).to_csv(directory / "summary.csv", index=False)
+    (directory / "manifest.json").write_text(json.dumps({"suite": "ablation", "preset": "paper", "runs": runs}))
+    tables, md = suite_tables(directory)
+    assert "not the paper's recipe" not in md and "Reproduces: Hossain & Little 2018, Table 4" in md
+    line = next(x for x in md.splitlines() if x.startswith("| full |"))
+    # Hossain weights videos: ours is the video-weighted mean over seeds, (62 + 64) / 2 = 63.0, Δ 63.0 - 51.9
+    assert "51.9 P1; ours 63.0 video-weighted within action, Δ 11.1 ⚠" in line
+    line = next(x for x in md.splitlines() if x.startswith("| no_dropout |"))
+    assert "58.3 P1 (paper Δ +6.4); ours 69.5 video-weighted within action, Δ 11.2" in line
+    assert "BUGGY EVALUATION: corrected number in hossain2018_corrected = 58.25 mm" in md
+    assert "no corrected number was published" in md  # the ablation rows have no correction
+    claims = next(x for x in md.splitlines() if x.startswith("| H4-dropout |"))
+    # per-seed differences 6, 7: mean 6.5, sd sqrt(0.5), half-width t(0.975, 1) * 0.5 = 12.706 * 0.5
+    assert "+6.50 [+0.15, +12.85]" in claims and "| reproduced |" in claims
+
+
+def test_suite_command_prints_the_banner_and_the_claims_table(tmp_path, run_cli):
+    code, out, err = run_cli("noise", "--sigma", "10", "--data", "tiny", "--seeds", "2", "--device", "cpu",
+                             "--out", tmp_path, "--set", "train.epochs=1", "--set", "model.hidden_size=8",
+                             "--set", "train.batch_size=16")
+    assert code == 0, err
+    text = " ".join(out.split())
+    # once when the suite starts and once with the report, one line each
+    assert text.count("Note: not the paper's recipe/data, so rankings may not transfer") == 2
+    assert "noise:thepaper'sclaimsagainstthemeasuredseeds" in "".join(out.split())  # the title, however wrapped
+    report = next(tmp_path.glob("noise-smoke-tiny/report.md")).read_text()
+    assert "rankings may not transfer" in report.splitlines()[2] and "| H3-clean-vs-mlp |" in report

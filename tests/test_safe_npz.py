@@ -20,6 +20,7 @@ import pytest
 from numpy.lib import format as npy_format
 
 from liftbench.data.safe_npz import load_npz
+from liftbench.data.safe_pickle import MAX_OPS
 from liftbench.errors import DataError, UnsafeFileError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -72,14 +73,12 @@ def _videopose3d_like() -> tuple[dict, dict, dict]:
     return p3d, p2d, meta
 
 
-def _object_member(path: Path, key: str, payload: bytes, shape: tuple = (), extra: dict | None = None) -> None:
-    """An npz whose member ``key`` is an object array with ``payload`` as its pickle stream."""
+def _object_member(path: Path, key: str, payload: bytes, compression: int = zipfile.ZIP_DEFLATED) -> None:
+    """An npz whose member ``key`` is a 0-d object array with ``payload`` as its pickle stream."""
     buf = io.BytesIO()
-    npy_format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": shape})
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    npy_format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": ()})
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
         z.writestr(f"{key}.npy", buf.getvalue() + payload)
-        for name, data in (extra or {}).items():
-            z.writestr(name, data)
 
 
 def _wrapped(obj: object) -> np.ndarray:
@@ -174,10 +173,13 @@ def test_top_level_ragged_object_array_loads(tmp_path):
 
 
 def test_legit_100mb_file_peaks_within_twice_its_arrays(tmp_path):
+    """Plain member, protocol-3 pickle (numpy's), and protocol 2 (numpy 1.x), which spells the bytes as text."""
     big = np.arange(100 * MB // 4, dtype=np.float32)
     np.savez(tmp_path / "plain.npz", x=big)
     np.savez(tmp_path / "pickled.npz", positions_3d={"S1": {"Walking": big}})
-    for name in ("plain.npz", "pickled.npz"):
+    _object_member(tmp_path / "protocol2.npz", "positions_3d",
+                   pickle.dumps(_wrapped({"S1": {"Walking": big}}), protocol=2), zipfile.ZIP_STORED)
+    for name in ("plain.npz", "pickled.npz", "protocol2.npz"):
         tracemalloc.start()
         try:
             got = load_npz(tmp_path / name)
@@ -272,8 +274,11 @@ _OBJECT_FIELD = (b"(" + _int(3) + _uni("|") + b"N(" + _uni("x") + b"t}" + _uni("
 
 @pytest.mark.parametrize("typestr", ["V8", "f8"])
 def test_dtype_state_declaring_an_object_field_is_refused(tmp_path, typestr):
-    """The segfault of issue 15: a dtype whose state makes numpy read 8 file bytes as a PyObject pointer."""
+    """The segfault of issue 15: a dtype whose state makes numpy read 8 file bytes as a PyObject pointer
+    (``np.load`` is not run on it: it would crash this process). ``V8`` is refused by its type string; a
+    copied ``f8`` by its state, whose fields dict would have to hold a dtype."""
     payload = _object_pickle(_array_ops(_dtype_ops(typestr, _OBJECT_FIELD), (1,), b"\x41" * 8))
+    pickletools.dis(payload, out=io.StringIO())  # a well-formed pickle: the refusal is about its content
     _object_member(tmp_path / "evil.npz", "positions_3d", payload)
     _refused(tmp_path / "evil.npz", UnsafeFileError, "dtype 'V8'" if typestr == "V8" else "dtype .*inside a container")
 
@@ -283,7 +288,8 @@ def test_dtype_state_declaring_an_object_field_is_refused(tmp_path, typestr):
     ((3, "|", None, None, None, -1, -1, 0), "byte order"),
     ((3, "<", None, None, None, 16, 8, 0), "item size"), ((4, "<", None, None, None, -1, -1, 0, {"a": 1}), "metadata"),
     ((2, "<", None, None, None, -1, -1, 0), "version"), ((3, "<", (None,), None, None, -1, -1, 0), "subarray"),
-    ((3, "<", None, ("x",), None, -1, -1, 0), "names"), ((3, "<", None, None, None, -1, -1), "layout")])
+    ((3, "<", None, ("x",), None, -1, -1, 0), "names"), ((3, "<", None, None, {}, -1, -1, 0), "fields"),
+    ((3, "<", None, None, None, -1, -1), "layout")])
 def test_unusual_dtype_states_are_refused(tmp_path, state, match):
     dtype = np.dtype("f8")
     payload = pickletools.optimize(pickle.dumps(_wrapped({"a": np.zeros(2, dtype)}), protocol=3))
@@ -341,6 +347,18 @@ def test_colliding_int_keys_are_refused(tmp_path):
     keys = b"".join(b"\x8a\x09" + (k * (2**61 - 1)).to_bytes(9, "little", signed=True) + b"N" for k in range(1, 70))
     _object_member(tmp_path / "bad.npz", "metadata", _object_pickle(b"}(" + keys + b"u"))
     _refused(tmp_path / "bad.npz", UnsafeFileError, "dict keys with one hash value")
+
+
+def test_pickle_limits_hold_for_the_whole_file_not_each_member(tmp_path):
+    """Many members that each stay under the opcode limit must not add up to a long load."""
+    member = _object_pickle(b"](" + b"N" * (MAX_OPS // 40) + b"e")  # a list of None: ~MAX_OPS / 40 opcodes
+    assert load_npz(_write_ops(tmp_path / "one.npz", b"](" + b"N" * (MAX_OPS // 40) + b"e"))["metadata"][0] is None
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": ()})
+    with zipfile.ZipFile(tmp_path / "many.npz", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(41):
+            z.writestr(f"m{i}.npy", header.getvalue() + member)
+    _refused(tmp_path / "many.npz", UnsafeFileError, f"more than {MAX_OPS} opcodes in the file")
 
 
 def test_bytearray_of_3e9_is_refused_without_allocating(tmp_path):

@@ -136,7 +136,7 @@ def _recipe_run(tmp_path, tiny_dataset, **train):
 
 
 def test_tcn_recipe_trains_and_scores_every_frame(tmp_path, tiny_dataset, monkeypatch):
-    from liftbench.models.stack import FunctionalStack
+    from liftbench.fast.stack import FunctionalStack
     from liftbench.pipeline import evaluate_run
 
     applied = []

@@ -15,11 +15,10 @@ from liftbench.cli._common import DeviceOpt, console, err_console
 
 @app.command("bench", rich_help_panel="Performance")
 def bench(
-    model: Annotated[list[str] | None, typer.Option("--model", help="Model(s) to measure (default: all built-ins).")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Lifter(s) to measure (default: every registered lifter).")] = None,
     device: DeviceOpt = "auto",
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Training batch (default: the paper's).")] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help="seq2seq window (default 5).")] = None,
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Width (default 1024, the paper's).")] = 1024,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Model parameter (default: the paper's), e.g. --set hidden_size=256; 'key=value' applies to every measured lifter that has the key, '<lifter>.key=value' to one.")] = None,
     reps: Annotated[int, typer.Option("--reps", min=1, help="Timed training steps per path.")] = 10,
     eval_batch: Annotated[int, typer.Option("--eval-batch", min=1, help="Production evaluator batch (windows).")] = 2048,
     tf32: Annotated[bool, typer.Option("--tf32", help="CUDA only: TF32 matmuls in the production path.", rich_help_panel="CUDA")] = False,
@@ -31,7 +30,10 @@ def bench(
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
-    from liftbench.bench import CudaOptions, bench_model, check_bench_args, default_pack_bench, flat_rows, matmul_gflops
+    from liftbench.bench import (CudaOptions, bench_model, bench_params, check_bench_args, default_pack_bench, flat_rows,
+                                 matmul_gflops)
+    from liftbench.config import parse_assignments
+    from liftbench.models import LIFTERS
     from liftbench.errors import ConfigError
     from liftbench.pipeline import check_output_dir, resolve_device
     from liftbench.results import write_text_atomic
@@ -45,11 +47,14 @@ def bench(
     if cuda.names() and dev.type != "cuda":
         err_console.print(f"note: {', '.join('--' + n.replace('_', '-') for n in cuda.names())} only apply on CUDA; "
                       f"ignored on {dev}.")
-    models = model or ["mlp", "seq2seq"]
-    for m in models:  # every name checked before the first (minutes-long) measurement; Typer checks the sizes
-        check_bench_args(m)
+    models = model or LIFTERS.names()  # every registered lifter: built-ins and plug-ins
+    for m in models:  # names checked before the first (minutes-long) measurement; Typer checks the sizes
+        LIFTERS.get(m)
+    params = bench_params(models, parse_assignments(set_))
+    for m in models:  # and every model parameter
+        check_bench_args(m, params[m])
     peak_before = matmul_gflops(dev)
-    results = [bench_model(m, dev, batch=batch, seq_len=seq_len, hidden=hidden, reps=reps, eval_batch=eval_batch,
+    results = [bench_model(m, dev, params=params[m], batch=batch, reps=reps, eval_batch=eval_batch,
                            peak_gflops=peak_before, pack_bench=default_pack_bench(), cuda=cuda)
                for m in models]
     peak_after = matmul_gflops(dev)

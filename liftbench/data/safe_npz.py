@@ -17,10 +17,11 @@ a 0-d object array holding ``{subject: {action: array}}``), so liftbench reads t
 * object members go through ``safe_pickle.RestrictedUnpickler``, a pure-Python interpreter that only
   rebuilds dicts, lists, tuples, str, int, float, bool, None and numeric arrays.
 
-Memory: buffers grow with the bytes actually read (never with a size the file declares), so loading
-peaks at about the size of the arrays the file really holds (protocol-2 pickles, which spell array
-bytes as text, about twice that) plus a fixed margin. 0-d object arrays are unwrapped, so
-``load_npz(p)["positions_3d"]`` is the dict.
+Memory: buffers grow with the bytes actually read (never with a size the file declares) and arrays
+are made over them without a copy, so loading peaks at about the size of the arrays the file really
+holds plus a fixed margin (a 100 MB array: ~117 MB plain or in numpy's protocol-3 pickle, ~150 MB in
+protocol 2, which spells array bytes as text); the pickle limits (``safe_pickle``) bound the rest to
+tens of MB. 0-d object arrays are unwrapped, so ``load_npz(p)["positions_3d"]`` is the dict.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from liftbench.data.safe_numpy import numeric_dtype, printable
-from liftbench.data.safe_pickle import FIX, RestrictedUnpickler
+from liftbench.data.safe_pickle import FIX, Budget, RestrictedUnpickler
 from liftbench.errors import DataError, UnsafeFileError
 
 MAX_HEADER = 10_000  # bytes of a .npy header (numpy's own default limit)
@@ -246,7 +247,7 @@ def _parse_header(reader: _MemberReader, where: str) -> tuple[np.dtype | None, t
     return dtype, shape, fields["fortran_order"]
 
 
-def _read_member(raw, declared: int, where: str) -> object:
+def _read_member(raw, declared: int, where: str, budget: Budget) -> object:
     """One ``.npy`` member -> ndarray (or the unwrapped object of a 0-d object array)."""
     reader = _MemberReader(raw, declared, where)
     dtype, shape, fortran_order = _parse_header(reader, where)
@@ -254,7 +255,7 @@ def _read_member(raw, declared: int, where: str) -> object:
     for d in shape:
         count *= d
     if dtype is None:  # numpy writes object arrays as one pickled ndarray after the header
-        array = RestrictedUnpickler(reader, where).load()
+        array = RestrictedUnpickler(reader, where, budget).load()
         reader.finish("pickle's STOP")
         if type(array) is not np.ndarray or not array.dtype.hasobject or array.shape != shape:
             raise DataError(f"{where}: pickled payload is not the {shape} object array its header announces; "
@@ -286,6 +287,7 @@ def load_npz(path: str | Path) -> dict[str, object]:
     if not path.is_file():
         raise DataError(f"{path}: file not found; check --data-dir and the file name.")
     out: dict[str, object] = {}
+    budget = Budget()  # pickle opcodes and containers for the whole file
     try:
         with zipfile.ZipFile(path) as archive:  # the central directory; members are read from ``fp``
             infos = archive.infolist()
@@ -300,7 +302,7 @@ def load_npz(path: str | Path) -> dict[str, object]:
                 if info.compress_type not in _COMPRESSIONS or info.flag_bits & 0x1:
                     raise UnsafeFileError(f"{where}: compression method {info.compress_type} or encryption is not "
                                           "admitted (numpy writes stored or deflated members); regenerate the file.")
-                out[key] = _read_member(_MemberStream(fp, info, where), info.file_size, where)
+                out[key] = _read_member(_MemberStream(fp, info, where), info.file_size, where, budget)
     except DataError:  # includes UnsafeFileError: already names the file
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:

@@ -48,6 +48,16 @@ class Raw(Internal):
         self.data: bytearray | None = data
 
 
+class Text(Raw):
+    """Text longer than ``LONG_TEXT`` bytes, kept as its latin1 bytes: protocol 2 spells array data this way.
+
+    Decoding it chunk by chunk straight into bytes keeps memory at about the size of the array it
+    becomes (a whole ``str`` plus its encoding would take four times that)."""
+
+    __slots__ = ()
+    kind = "text of more than 1 MiB (admitted only as array data)"
+
+
 class DtypeBuilder(Internal):
     """``numpy.dtype(typestr)`` waiting for its BUILD state; ``dtype`` is set once validated."""
 
@@ -80,6 +90,7 @@ GLOBALS: dict[tuple[str, str], str] = {
 _NUMERIC = {t: np.dtype(t) for t in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")}
 _OBJECT_TYPESTRS = ("O8", "O4")
 SCALAR_TYPES = (str, int, float, bool, type(None))
+LONG_TEXT = 1 << 20  # bytes: longer texts become ``Text``
 
 
 def printable(text: str, limit: int = 80) -> str:
@@ -170,7 +181,7 @@ class NumpyRebuilder:
 
     def _take_raw(self, value: Any, nbytes: int) -> bytearray:
         """The buffer of ``value`` (raw bytes, or latin1 text from protocol 2) if it holds exactly nbytes."""
-        if type(value) is Raw:
+        if isinstance(value, Raw):  # Raw or Text
             if value.data is None:
                 raise self._unsafe("uses one raw byte buffer for two arrays")
             data, value.data = value.data, None
@@ -244,9 +255,11 @@ class NumpyRebuilder:
         return np.frombuffer(self._take_raw(args[1], dtype.itemsize), dtype=dtype)[0]
 
     def _reduce_encode(self, args: tuple) -> Raw:  # protocol 2 bytes: _codecs.encode(text, 'latin1')
-        if len(args) != 2 or type(args[0]) is not str or args[1] not in ("latin1", "latin-1") \
-                or type(args[1]) is not str:
+        if len(args) != 2 or type(args[0]) not in (str, Text) or type(args[1]) is not str \
+                or args[1] not in ("latin1", "latin-1"):
             raise self._unsafe("calls _codecs.encode with arguments other than text and 'latin1'")
+        if type(args[0]) is Text:
+            return Raw(self._take_raw(args[0], len(args[0].data or b"")))
         try:
             return Raw(bytearray(args[0], "latin1"))
         except UnicodeEncodeError:

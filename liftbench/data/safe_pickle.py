@@ -24,6 +24,7 @@ is validated, and no file-chosen structure drives recursion:
 
 from __future__ import annotations
 
+import codecs
 import collections
 import itertools
 import struct
@@ -31,17 +32,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from liftbench.data.safe_numpy import (GLOBALS, SCALAR_TYPES, ArrayBuilder, Callable, Internal, NumpyRebuilder, Raw,
-                                       is_numeric_dtype, printable)
+from liftbench.data.safe_numpy import (GLOBALS, LONG_TEXT, SCALAR_TYPES, ArrayBuilder, Callable, Internal,
+                                       NumpyRebuilder, Raw, Text, is_numeric_dtype, printable)
 from liftbench.errors import DataError, UnsafeFileError
 
-MAX_OPS = 500_000  # opcodes per pickle: real VideoPose3D files need ~45 per array (~40k for H36M 2D)
-MAX_CONTAINERS = 200_000  # dicts, lists, tuples and MARKs per pickle (~9 per array): bounds memory to ~30 MB
+MAX_OPS = 500_000  # opcodes per file: real VideoPose3D files need ~45 per array (~40k for H36M 2D)
+MAX_CONTAINERS = 200_000  # dicts, lists, tuples and MARKs per file (~9 per array): bounds memory to ~30 MB
 MAX_DEPTH = 64  # nesting of containers in the result (real files: 4)
 MAX_KEY_DEPTH = 8  # nesting of tuples used as dict keys
 MAX_EQUAL_HASHES = 64  # non-str dict keys sharing one hash value (crafted collisions make dicts quadratic)
 _SPARSE_MEMO_MAX = 1000  # memo indices a file sets out of order (pickle itself numbers them 0, 1, 2...)
-_GLOBAL_LINE_MAX = 256  # bytes of a protocol-2 GLOBAL module/name line
+_GLOBAL_LINE_MAX = 256
+_TEXT_CHUNK = 1 << 24  # bytes of a long text decoded at a time  # bytes of a protocol-2 GLOBAL module/name line
 
 FIX = "regenerate it with numpy arrays and plain dicts/lists only"
 
@@ -58,10 +60,20 @@ class Source(Protocol):
     def readline(self, limit: int) -> bytes: ...
 
 
+class Budget:
+    """Opcodes and containers left for one file: shared by all its members, so that a thousand small
+    members cannot each spend the whole allowance."""
+
+    def __init__(self) -> None:
+        self.ops = MAX_OPS
+        self.containers = MAX_CONTAINERS
+
+
 class RestrictedUnpickler(NumpyRebuilder):
     """Reads one pickle from ``source``; ``load()`` returns the unpickled object (see module doc)."""
 
-    def __init__(self, source: Source, where: str):
+    def __init__(self, source: Source, where: str, budget: Budget | None = None):
+        self._budget = budget if budget is not None else Budget()
         self._src = source
         self._where = where
         self._stack: list[Any] = []
@@ -72,9 +84,7 @@ class RestrictedUnpickler(NumpyRebuilder):
         # ``_pinned`` keeps them alive so that an id cannot be reused. Tuples of scalars are not listed.
         self._tuples: dict[int, int] = {}
         self._pinned: list[tuple] = []
-        self._containers = 0
         self._key_hashes: collections.Counter[int] = collections.Counter()
-        self._ops = 0
 
     # ---- errors --------------------------------------------------------------------------------
     def _unsafe(self, problem: str) -> UnsafeFileError:
@@ -87,11 +97,12 @@ class RestrictedUnpickler(NumpyRebuilder):
     def load(self) -> Any:
         dispatch = _DISPATCH
         read = self._src.read
+        budget = self._budget
         while True:
             code = read(1)[0]
-            self._ops += 1
-            if self._ops > MAX_OPS:
-                raise self._unsafe(f"has more than {MAX_OPS} opcodes")
+            budget.ops -= 1
+            if budget.ops < 0:
+                raise self._unsafe(f"has more than {MAX_OPS} opcodes in the file")
             entry = dispatch.get(code)
             if entry is None:
                 raise self._unsafe(f"uses opcode {_OPNAMES.get(code, hex(code))}, which liftbench does not load")
@@ -128,9 +139,9 @@ class RestrictedUnpickler(NumpyRebuilder):
         return (packed >> 2, bool(packed & 2), bool(packed & 1)) if packed is not None else (1, False, True)
 
     def _count_container(self) -> None:
-        self._containers += 1
-        if self._containers > MAX_CONTAINERS:
-            raise self._unsafe(f"builds more than {MAX_CONTAINERS} dicts, lists and tuples")
+        self._budget.containers -= 1
+        if self._budget.containers < 0:
+            raise self._unsafe(f"builds more than {MAX_CONTAINERS} dicts, lists and tuples in the file")
 
     def _new_tuple(self, items: list[Any] | tuple[Any, ...]) -> tuple:
         self._count_container()
@@ -254,13 +265,32 @@ class RestrictedUnpickler(NumpyRebuilder):
         return n
 
     def op_text(self, how: tuple[str, str]):  # (SHORT_)BINUNICODE(8); Python 2 (SHORT_)BINSTRING as latin1
-        data = self._src.read_buffer(self._length(how[0]))
+        n = self._length(how[0])
+        if n > LONG_TEXT:
+            self._stack.append(self._long_text(n, how[1]))
+            return
+        data = self._src.read_buffer(n)
         try:
             text = str(data, how[1])
         except UnicodeDecodeError:
             raise self._malformed("invalid UTF-8 text") from None
         del data
         self._stack.append(text)
+
+    def _long_text(self, n: int, encoding: str) -> Text:
+        """A long text decoded chunk by chunk into its latin1 bytes (it can only be array data)."""
+        decoder = codecs.getincrementaldecoder(encoding)()
+        out = bytearray()
+        while n:
+            chunk = self._src.read_buffer(min(n, _TEXT_CHUNK))
+            n -= len(chunk)
+            try:
+                out += chunk if encoding == "latin1" else decoder.decode(chunk, final=not n).encode("latin1")
+            except UnicodeDecodeError:
+                raise self._malformed("invalid UTF-8 text") from None
+            except UnicodeEncodeError:
+                raise self._unsafe("holds a text of more than 1 MiB that is not array data") from None
+        return Text(out)
 
     def op_bytes(self, fmt: str):  # (SHORT_)BINBYTES(8), BYTEARRAY8: only ever array data
         self._stack.append(Raw(self._src.read_buffer(self._length(fmt))))

@@ -75,6 +75,13 @@ class SpeedPath:
         return model(x)
 
     @classmethod
+    def plain_predict(cls, model: Lifter, x: torch.Tensor) -> torch.Tensor:
+        """The aligned output of each window through ``plain_forward`` (bench's plain evaluator):
+        (B, T, D_in) -> (B, D_out)."""
+        out = cls.plain_forward(model, x)  # (B, T_out, D_out)
+        return out[:, 0] if out.shape[1] == 1 else out[:, model.contract.window.aligned_position]
+
+    @classmethod
     def executed_flops(cls, model: Lifter) -> dict[str, float]:
         """FLOPs each path really executes where they differ from ``Lifter.flops_per_frame`` (keys
         ``train_plain``, ``train_production``, ``eval_plain``, ``eval_production``; per training window /

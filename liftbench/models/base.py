@@ -53,6 +53,8 @@ class Lifter(nn.Module):
     input_kind: ClassVar[str] = "frame"  # "frame" | "sequence"
     toggles: ClassVar[tuple[str, ...]] = ()  # ablation switches among the Config fields
     train_defaults: ClassVar[dict[str, Any]] = {}  # paper training recipe: lr, batch_size, epochs, schedule ...
+    speed_path: ClassVar[str] = ""  # optional "module:Class" of a liftbench.fast.SpeedPath (stacked training, fast eval)
+    retired_config_keys: ClassVar[tuple[str, ...]] = ()  # keys older liftbench versions saved; ignored when read back
 
     def __init__(self, config: Any):
         super().__init__()

@@ -96,6 +96,7 @@ class Seq2SeqLifter(Lifter):
     toggles = ("residual", "layer_norm", "dropout", "smoothness", "seq_len")
     train_defaults = {"lr": 1e-5, "batch_size": 32, "epochs": 100}
     speed_path = "liftbench.fast.seq2seq:Seq2SeqSpeed"  # fused training, folded causal evaluation
+    retired_config_keys = ("implementation",)  # fast vs plain was a config key until 0.1 (now a runtime switch)
 
     def __init__(self, config: Config | None = None):
         config = config or self.Config()

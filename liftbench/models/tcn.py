@@ -83,6 +83,7 @@ class TemporalConvLifter(Lifter):
                           "81 frames": ({"filter_widths": "3,3,3,3"}, 12_753_971),
                           "243 frames": ({"filter_widths": "3,3,3,3,3"}, 16_952_371)}
     input_kind = "sequence"
+    speed_path = "liftbench.fast.tcn:TemporalConvSpeed"  # names bench's plain path (dilated, one window per frame)
     toggles = ("filter_widths", "causal", "dense", "dropout", "test_flip")
     train_defaults = {"lr": 1e-3, "batch_size": 1024, "epochs": 80, "lr_decay": 0.95, "lr_decay_every": "epoch",
                       "optimizer": "amsgrad", "bn_momentum_start": 0.1, "bn_momentum_end": 0.001,
