@@ -119,7 +119,8 @@ def comparison_report(rows: pd.DataFrame, runs_dir: Path):
         rich.caption = note
         md += ["", f"**{note}**"]
     md += ["", "Training seconds per epoch and inference frames/s are wall-clock on the machine that ran the suite "
-           "(not in results.csv: they measure the machine as much as the lifter)."]
+           "(not in results.csv: they measure the machine as much as the lifter); runs trained together under "
+           "`--pack` report their pack's epoch time."]
     return rich, md, table
 
 

@@ -30,11 +30,25 @@ from liftbench.fast import predict_frames
 from liftbench.models.base import Lifter, NormStats
 from liftbench.results import write_bytes_atomic
 
-FRAME_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "pck150", "auc")
-TEMPORAL_METRICS = ("mpjve", "accel_error", "jitter", "jitter_gt")
-UNITS = {"mpjpe": "mm", "p_mpjpe": "mm", "n_mpjpe": "mm", "pck150": "%", "auc": "%", "mpjve": "mm/frame",
-         "accel_error": "mm/frame^2", "jitter": "mm/frame^2", "jitter_gt": "mm/frame^2"}
-HIGHER_IS_BETTER = {"pck150": True, "auc": True}
+def _reported_metrics() -> dict[str, dict]:
+    """Row name -> registry metadata of every metric the evaluator reports: the metric registry
+    (``metrics.METRICS``) is the one source of names, units, directions and scales. A one-sequence
+    metric with ``of_target`` is also reported on the ground truth under that name (jitter_gt)."""
+    out = {}
+    for entry in M.METRICS.entries():
+        meta = {"scale": 1.0, **entry.meta, "function": entry.target, "name": entry.name}
+        out[meta.get("row", entry.name)] = meta
+        if meta.get("of_target"):
+            out[meta["of_target"]] = {**meta, "on_target": True}
+    return out
+
+
+REPORTED = _reported_metrics()
+_LAG = {"transition": 1, "frame_triplet": 2}  # first differences need 2 frames, second differences 3
+FRAME_METRICS = tuple(r for r, m in REPORTED.items() if m["per"] == "frame")
+TEMPORAL_METRICS = tuple(r for r, m in REPORTED.items() if m["per"] != "frame")
+UNITS = {r: m["unit"] for r, m in REPORTED.items()}
+HIGHER_IS_BETTER = {r: bool(m["higher_is_better"]) for r, m in REPORTED.items()}
 
 
 @dataclass
@@ -144,8 +158,7 @@ def check_coverage(sequences: list[Sequence], preds: Predictions) -> int:
 def per_frame_metrics(preds: Predictions) -> dict[str, np.ndarray]:
     """Frame metrics over all M frames, shape (M,) each."""
     pred, target = preds.pred, preds.target
-    return {"mpjpe": M.mpjpe(pred, target), "p_mpjpe": M.p_mpjpe(pred, target), "n_mpjpe": M.n_mpjpe(pred, target),
-            "pck150": 100.0 * M.pck(pred, target, threshold=150.0), "auc": 100.0 * M.auc(pred, target)}
+    return {row: REPORTED[row]["scale"] * REPORTED[row]["function"](pred, target) for row in FRAME_METRICS}
 
 
 def temporal_metrics(preds: Predictions) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -154,13 +167,15 @@ def temporal_metrics(preds: Predictions) -> dict[str, tuple[np.ndarray, np.ndarr
     for seg in preds.segments():
         p, t = preds.pred[seg], preds.target[seg]
         rows = np.arange(seg.start, seg.stop)
-        if len(rows) >= 2:
-            out["mpjve"][0].append(M.mpjve(p, t))
-            out["mpjve"][1].append(rows[1:])
-        if len(rows) >= 3:
-            for name, values in (("accel_error", M.accel_error(p, t)), ("jitter", M.jitter(p)), ("jitter_gt", M.jitter(t))):
-                out[name][0].append(values)
-                out[name][1].append(rows[2:])
+        for name in TEMPORAL_METRICS:
+            meta = REPORTED[name]
+            lag = _LAG[meta["per"]]  # frames a value needs: its row is the last of them
+            if len(rows) <= lag:
+                continue
+            fn = meta["function"]
+            values = fn(t) if meta.get("on_target") else fn(p) if meta["inputs"] == 1 else fn(p, t)
+            out[name][0].append(meta["scale"] * values)
+            out[name][1].append(rows[lag:])
     return {m: (np.concatenate(v) if v else np.zeros(0), np.concatenate(r).astype(np.int64) if r else np.zeros(0, np.int64))
             for m, (v, r) in out.items()}
 
@@ -201,12 +216,13 @@ def score(preds: Predictions, video_mean: bool = False, per_joint: bool = True) 
     for metric, values in per_frame_metrics(preds).items():
         for slice_type, slc, averaging, value, n in _aggregate(values, groups, videos):
             rows.append({"metric": metric, "slice_type": slice_type, "slice": slc, "averaging": averaging,
-                         "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER.get(metric, False),
+                         "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER[metric],
                          "n_frames": n})
     for metric, (values, at) in temporal_metrics(preds).items():
         for slice_type, slc, averaging, value, n in _aggregate(values, groups[at], videos[at] if videos is not None else None):
             rows.append({"metric": metric, "slice_type": slice_type, "slice": slc, "averaging": averaging,
-                         "value": value, "unit": UNITS[metric], "higher_is_better": False, "n_frames": n})
+                         "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER[metric],
+                         "n_frames": n})
     if per_joint:
         aligned = M.procrustes_align(preds.pred, preds.target)
         for metric, errors in (("mpjpe", M.per_joint_error(preds.pred, preds.target)),

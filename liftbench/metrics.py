@@ -158,8 +158,9 @@ def n_mpjpe(pred, target) -> np.ndarray:
     return np.linalg.norm(s[:, None, None] * p - t, axis=-1).mean(axis=1)  # (N,)
 
 
-@METRICS.register("pck", "pck150", higher_is_better=True, unit="fraction", protocol="3DPCK", inputs=2, per="frame",
-                  description="fraction of joints with error < threshold (default 150 mm)")
+@METRICS.register("pck", "pck150", higher_is_better=True, unit="%", scale=100.0, row="pck150", protocol="3DPCK",
+                  inputs=2, per="frame", description="percentage of joints with error < threshold (default 150 mm); "
+                  "the function returns fractions, rows report scale x fraction")
 def pck(pred, target, threshold: float = 150.0) -> np.ndarray:
     """3D PCK per frame: the fraction (0..1) of joints whose error ``||ŷ_j - y_j||`` is < ``threshold`` mm.
 
@@ -168,8 +169,8 @@ def pck(pred, target, threshold: float = 150.0) -> np.ndarray:
     return (per_joint_error(pred, target) < float(threshold)).mean(axis=1)  # (N,)
 
 
-@METRICS.register("auc", higher_is_better=True, unit="fraction", protocol="3DPCK-AUC", inputs=2, per="frame",
-                  description="mean 3DPCK over thresholds 0, 5, ..., 150 mm")
+@METRICS.register("auc", higher_is_better=True, unit="%", scale=100.0, protocol="3DPCK-AUC", inputs=2, per="frame",
+                  description="mean 3DPCK over thresholds 0, 5, ..., 150 mm, in %; the function returns fractions")
 def auc(pred, target, max_threshold: float = 150.0, steps: int = 31) -> np.ndarray:
     """Area under the 3D PCK curve per frame, as a fraction (0..1).
 
@@ -212,7 +213,7 @@ def accel_error(pred, target) -> np.ndarray:
     return np.linalg.norm(np.diff(p - t, n=2, axis=0), axis=-1).mean(axis=1)  # (N-2,)
 
 
-@METRICS.register("jitter", higher_is_better=False, unit="mm/frame^2", protocol="jitter", inputs=1,
+@METRICS.register("jitter", higher_is_better=False, unit="mm/frame^2", protocol="jitter", inputs=1, of_target="jitter_gt",
                   per="frame_triplet", description="mean per-joint norm of the second difference of one pose sequence")
 def jitter(pred) -> np.ndarray:
     """Jitter per interior frame (mm/frame²): ``(1/J) Σ_j ||x_{t+2,j} - 2x_{t+1,j} + x_{t,j}||_2``.

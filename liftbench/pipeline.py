@@ -107,15 +107,7 @@ def quick_test_error(model: Lifter, stats: NormStats, test, device: torch.device
         return {}
     preds = predict_sequences(model, stats, test, device)
     per_frame = M.mpjpe(preds.pred, preds.target)
-    rows = [r for r in score_p1(preds, per_frame)]
-    return {"test_mpjpe": rows[0], "test_mpjpe_frame_mean": float(per_frame.mean())}
-
-
-def score_p1(preds: Predictions, per_frame: np.ndarray) -> list[float]:
-    from liftbench.data.skeleton import action_group
-
-    groups = pd.Series(per_frame).groupby([action_group(a) for a in preds.action]).mean()
-    return [float(groups.mean())]
+    return {"test_mpjpe": M.action_mean(per_frame, preds.action), "test_mpjpe_frame_mean": float(per_frame.mean())}
 
 
 @dataclass
@@ -134,8 +126,22 @@ def run_directory(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> P
 def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
               device: str = "auto", resume: bool = False, progress: TrainProgress | None = None,
               variant: str | None = None, suite: str = "", run_dir: str | Path | None = None,
-              stop_after_steps: int | None = None) -> TrainOutcome:
-    """Train one configured run into ``run_dir`` (default ``<out_dir>/<run_id>``); resumable."""
+              stop_after_steps: int | None = None, claim: bool = False) -> TrainOutcome:
+    """Train one configured run into ``run_dir`` (default ``<out_dir>/<run_id>``); resumable.
+
+    ``claim``: hold the run's exclusive claim (``locks.TrialLocks``) while training, so a second process
+    (another ``liftbench train``, or a suite into the same directory) never trains it at the same time;
+    a run claimed by a live owner is a ``CheckpointError`` naming it. Suites claim in ``runner.run_trial``."""
+    if claim:
+        from liftbench.locks import TrialLocks
+
+        target = Path(run_dir) if run_dir else run_directory(cfg, out_dir)
+        with TrialLocks([target]) as held:
+            if not held.held[0]:
+                raise CheckpointError(f"{target} is being trained by {held.owner(0)}; wait for it to finish (then "
+                                      "this command finds the run complete) or use another --out.")
+            return train_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume, progress=progress,
+                             variant=variant, suite=suite, run_dir=target, stop_after_steps=stop_after_steps)
     prepared = prepare_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume, progress=progress,
                            variant=variant, suite=suite, run_dir=run_dir)
     if isinstance(prepared, TrainOutcome):

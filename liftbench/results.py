@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import hashlib
 import json
 import os
 import platform
@@ -42,6 +43,15 @@ ROW_COLUMNS: tuple[str, ...] = (
 #: columns that identify one value (everything but the measurement, provenance and status)
 KEY_COLUMNS: tuple[str, ...] = ("suite", "model", "variant", "seed", "dataset", "keypoints", "train_noise",
                                 "test_noise", "seq_len", "metric", "slice_type", "slice")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MB blocks (manifests and provenance of inputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

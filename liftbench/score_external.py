@@ -30,7 +30,6 @@ Action names are normalised as the h36m loader does (``TakingPhoto``/``WalkingDo
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from liftbench.data.safe_npz import load_npz
 from liftbench.data.skeleton import JOINT_NAMES, NUM_JOINTS, root_centre
 from liftbench.errors import ConfigError, CoverageError, DataError
 from liftbench.evaluate import Predictions, check_coverage, score
-from liftbench.results import provenance, rows_frame, write_json_atomic, write_rows
+from liftbench.results import file_sha256, provenance, rows_frame, write_json_atomic, write_rows
 
 UNITS_TO_MM = {"mm": 1.0, "m": 1000.0}
 ROOT_MODES = ("subtract", "keep")
@@ -80,12 +79,6 @@ class ScoreOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_members(path: str | Path) -> dict[str, object]:

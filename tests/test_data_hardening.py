@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from liftbench.data import DATASETS, DatasetSource, PoseDataset, load_dataset, verify_dataset
 from liftbench.data.cameras import h36m_cameras
-from liftbench.data.h36m import H36MSource
 from liftbench.data.safe_npz import load_npz
 from liftbench.errors import DataError, LiftbenchError
 

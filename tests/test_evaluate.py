@@ -97,3 +97,23 @@ def test_predictions_roundtrip(tmp_path, tiny_dataset):
     again = Predictions.load(tmp_path / "p.npz")
     assert np.array_equal(again.pred, preds.pred) and list(again.subject) == list(preds.subject)
     assert again.pred.dtype == np.float32 and again.frame.dtype == np.int64
+
+
+def test_metric_registry_is_the_one_source_of_row_names_units_and_directions(tiny_dataset):
+    """Every metric row the evaluator writes takes its unit and direction from ``metrics.METRICS`` (pck
+    and auc in %, as their registry entries say), and every registered metric is reported."""
+    import liftbench.metrics as M
+    from liftbench.evaluate import REPORTED, score
+
+    test = tiny_dataset.split("test")
+    preds = predict_sequences(create_lifter("mlp", hidden_size=8), compute_stats(tiny_dataset.split("train")), test,
+                              torch.device("cpu"))
+    rows = score(preds, per_joint=False)
+    registered = {e.meta.get("row", e.name) for e in M.METRICS.entries()}
+    assert registered <= {r["metric"] for r in rows} == set(REPORTED)
+    for r in rows:
+        meta = REPORTED[r["metric"]]
+        assert r["unit"] == meta["unit"] and r["higher_is_better"] == meta["higher_is_better"]
+    pck = [r for r in rows if r["metric"] == "pck150" and r["slice"] == "frame_mean"][0]
+    direct = 100.0 * M.pck(preds.pred, preds.target, threshold=150.0).mean()  # independent: % of joints
+    assert pck["unit"] == "%" and abs(pck["value"] - direct) < 1e-9

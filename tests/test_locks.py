@@ -215,3 +215,22 @@ def test_a_young_unreadable_claim_is_respected(tmp_path):
     with TrialLocks([run]) as claim:
         assert claim.held == [False] and claim.owner(0) == "unknown owner"
     assert (run / LOCK_FILE).read_text() == ""
+
+
+def test_standalone_train_refuses_a_run_another_live_process_claimed(tmp_path, run_cli):
+    """`liftbench train` claims its run as suites do: a live owner (here: this test's claim on the run
+    directory, as another process would hold it) makes it exit 2 naming the owner, and leaves the claim."""
+    from liftbench.config import resolve_config
+
+    cfg = resolve_config("mlp", options={"data.name": "tiny"}, overrides={"hidden_size": 8, "epochs": 1})
+    run_dir = tmp_path / "runs" / cfg.run_id
+    with TrialLocks([run_dir]) as other:
+        assert other.held[0]
+        code, _, err = run_cli("train", "mlp", "--data", "tiny", "--set", "hidden_size=8", "--epochs", "1",
+                               "--out", tmp_path, "--device", "cpu")
+        assert code == 2 and "is being trained by" in err and len(err.strip().splitlines()) == 1
+        assert (run_dir / LOCK_FILE).exists() and not (run_dir / "checkpoint.pt").exists()
+    code, _, err = run_cli("train", "mlp", "--data", "tiny", "--set", "hidden_size=8", "--epochs", "1",
+                           "--out", tmp_path, "--device", "cpu")
+    assert code == 0, err
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / LOCK_FILE).exists()

@@ -94,7 +94,7 @@ def _lifter_for(method: str) -> str:
 
 
 def _h36m_rows(model: str, keypoints: str, seq_len: int, alignment: str, frames: dict, videos: dict,
-               variant: str = "full") -> "pd.DataFrame":
+               variant: str = "full"):
     """P1 rows of one run: frame-weighted per-action values ``frames``, video-weighted ``videos``."""
     import pandas as pd
 

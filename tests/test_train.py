@@ -8,10 +8,19 @@ import torch
 
 from liftbench.config import resolve_config
 from liftbench.errors import CheckpointError
+from liftbench.models import LIFTERS
 from liftbench.pipeline import evaluate_run, load_run, train_run
 from liftbench.train import learning_rate, load_checkpoint
 
-SMALL = {"hidden_size": 16, "epochs": 2, "lr": 1e-3, "batch_size": 16, "data.name": "tiny"}
+SMALL = {"epochs": 2, "lr": 1e-3, "batch_size": 16, "data.name": "tiny"}
+ALL_LIFTERS = LIFTERS.names()
+
+
+def small_options(model: str, **extra) -> dict:
+    """Seconds-long settings for any registered lifter: its size keys shrunk where it has them."""
+    keys = set(LIFTERS.get(model).Config.__dataclass_fields__)
+    sizes = {k: v for k, v in {"hidden_size": 16, "channels": 8, "filter_widths": "3,3"}.items() if k in keys}
+    return {**SMALL, **sizes, **extra}
 
 
 def _weights(run_dir):
@@ -22,19 +31,19 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("model", ["mlp", "seq2seq"])
+@pytest.mark.parametrize("model", ALL_LIFTERS)
 def test_same_seed_same_weights(tmp_path, model):
-    cfg = resolve_config(model, options=SMALL)
+    cfg = resolve_config(model, options=small_options(model))
     a = train_run(cfg, run_dir=tmp_path / "a", device="cpu")
     b = train_run(cfg, run_dir=tmp_path / "b", device="cpu")
     assert a.state.finished and _same(_weights(a.run_dir), _weights(b.run_dir))
-    c = train_run(resolve_config(model, options={**SMALL, "seed": 1}), run_dir=tmp_path / "c", device="cpu")
+    c = train_run(resolve_config(model, options=small_options(model, seed=1)), run_dir=tmp_path / "c", device="cpu")
     assert not _same(_weights(a.run_dir), _weights(c.run_dir))
 
 
-@pytest.mark.parametrize("model", ["mlp", "seq2seq"])
+@pytest.mark.parametrize("model", ALL_LIFTERS)
 def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path, model):
-    cfg = resolve_config(model, options={**SMALL, "epochs": 3})
+    cfg = resolve_config(model, options=small_options(model, epochs=3))
     full = train_run(cfg, run_dir=tmp_path / "full", device="cpu")
     part = train_run(cfg, run_dir=tmp_path / "part", device="cpu", stop_after_steps=5)  # "killed" in epoch 1
     assert not part.state.finished

@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] {escape(one_line(exc))} (check the path, its permissions and free "
                           "disk space; LIFTBENCH_DEBUG=1 shows where)", highlight=False, soft_wrap=True)
         return 2
+    except MemoryError:  # a legitimately huge input or model on a small machine: say so, never a traceback
+        if os.environ.get("LIFTBENCH_DEBUG"):
+            raise
+        err_console.print("[bold red]error:[/] out of memory; use a smaller model, batch or data subset "
+                          "(LIFTBENCH_DEBUG=1 shows where)", highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         err_console.print("aborted (completed work is saved; re-run the same command to continue)")
         return 130

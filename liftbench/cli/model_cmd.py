@@ -70,7 +70,7 @@ def train(
     console.print(f"run {cfg.run_id}: {cfg.model} {cfg.toggles()} on {cfg.data.name}")
     with make_progress() as progress:
         outcome = train_run(cfg, out_dir=out / "runs", data_dir=data_dir, device=device, resume=resume,
-                            progress=RichTrainProgress(progress, cfg.run_id))
+                            progress=RichTrainProgress(progress, cfg.run_id), claim=True)
     if outcome.stale_dir:
         console.print(f"note: the data changed since this run was trained (other dataset fingerprint); the old run "
                       f"was moved to {outcome.stale_dir} and the run retrained.", soft_wrap=True)

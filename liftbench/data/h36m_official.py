@@ -23,7 +23,6 @@ of the manifest last. A failure names the file and leaves the data dir as it was
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 import re
 import shutil
@@ -38,6 +37,7 @@ from liftbench import __version__
 from liftbench.data.h36m import FILE_3D
 from liftbench.data.safe_npz import load_npz
 from liftbench.errors import ConfigError, DataError, MissingExtraError
+from liftbench.results import file_sha256
 
 SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 POSE_DIR = Path("MyPoseFeatures") / "D3_Positions"
@@ -117,12 +117,6 @@ def _cdflib():
     return cdflib
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def parse_subjects(text: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -229,7 +223,7 @@ def read_release(source_dir: Path, subjects: Iterable[str] = SUBJECTS
             key = reference_key(stem)
             poses = read_pose_mm(path)
             positions[subject][key] = (poses / 1000.0).astype(np.float32)  # (N, 32, 3) metres
-            takes.append(Take(subject, key, path, _sha256(path), len(poses)))
+            takes.append(Take(subject, key, path, file_sha256(path), len(poses)))
     return positions, takes, dropped
 
 
@@ -247,7 +241,7 @@ def _manifest(root: Path, subjects: tuple[str, ...], takes: list[Take], dropped:
                        "TakingPhoto->Photo, WalkingDog->WalkDog, S11 'Directions' dropped, mm / 1000 -> float32 "
                        "metres, world frame"),
         "dropped": dropped,
-        "output": {"file": npz.name, "sha256": _sha256(npz), "units": "m", "frame": "world",
+        "output": {"file": npz.name, "sha256": file_sha256(npz), "units": "m", "frame": "world",
                    "shape": "(N, 32, 3) per take"},
         "frames": {s: sum(t.frames for t in takes if t.subject == s) for s in subjects},
         "takes": {s: {t.key: {"file": t.source.relative_to(root).as_posix(), "sha256": t.sha256,

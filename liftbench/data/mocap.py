@@ -21,17 +21,40 @@ import numpy as np
 
 from liftbench.data.cameras import h36m_cameras
 from liftbench.data.checks import (
-    joints_3d_problem, keypoints_2d_problem, raise_first, split_problems, user_input_errors,
+    joints_3d_problem,
+    keypoints_2d_problem,
+    raise_first,
+    split_problems,
+    user_input_errors,
 )
 from liftbench.data.dataset import PoseDataset, Sequence
 from liftbench.data.mocap_build import (  # noqa: F401  (re-exported: the builder's public names)
-    BUILDER_VERSION, CLIPS, FPS, KEYPOINTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS, URDF_FILE, Body, PseudoSubject,
-    _sha256, build_arrays, forward_kinematics, lowest_point, parse_urdf, place, read_clip, resample, source_files,
-    source_package, source_root, subject_bones,
+    BUILDER_VERSION,
+    CLIPS,
+    FPS,
+    KEYPOINTS,
+    SUBJECTS,
+    TEST_SUBJECTS,
+    TRAIN_SUBJECTS,
+    URDF_FILE,
+    Body,
+    PseudoSubject,
+    build_arrays,
+    forward_kinematics,
+    lowest_point,
+    parse_urdf,
+    place,
+    read_clip,
+    resample,
+    source_files,
+    source_package,
+    source_root,
+    subject_bones,
 )
 from liftbench.data.skeleton import NUM_JOINTS, bone_lengths
 from liftbench.data.source import DATASETS, DatasetSource, cache_home
 from liftbench.errors import DataError, MissingExtraError, one_line
+from liftbench.results import file_sha256
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -123,7 +146,7 @@ class MocapMiniSource(DatasetSource):
             # manifest whose hash matches the npz next to it.
             (out / self.MANIFEST).unlink(missing_ok=True)
             _write_atomic(out / self.NPZ, lambda f: np.savez(f, **arrays))
-            manifest["npz_sha256"] = _sha256(out / self.NPZ)
+            manifest["npz_sha256"] = file_sha256(out / self.NPZ)
             _write_atomic(out / self.MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
         return manifest, time.perf_counter() - start
 
@@ -135,7 +158,7 @@ class MocapMiniSource(DatasetSource):
             problem = manifest_problem(manifest)
             if problem:
                 raise ValueError(f"{self.MANIFEST}: {problem}")
-            if _sha256(out / self.NPZ) != manifest["npz_sha256"]:
+            if file_sha256(out / self.NPZ) != manifest["npz_sha256"]:
                 raise ValueError(f"{self.NPZ} does not match the sha256 in {self.MANIFEST}")
             with np.load(out / self.NPZ, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in ARRAY_KINDS}
@@ -238,7 +261,7 @@ class MocapMiniSource(DatasetSource):
         except DataError as exc:
             return [str(exc)]
         problems = [f"source {k} changed since the cache was built (sha256 differs)"
-                    for k, p in files.items() if manifest["source"]["files"].get(k) != _sha256(p)]
+                    for k, p in files.items() if manifest["source"]["files"].get(k) != file_sha256(p)]
         if manifest.get("builder_version") != BUILDER_VERSION:
             problems.append(f"cache built by builder v{manifest.get('builder_version')}, this is v{BUILDER_VERSION}")
         return problems

@@ -15,7 +15,6 @@ It is ~40 s of one performer's motion: a smoke-scale default, not a substitute f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from liftbench.results import file_sha256
 from liftbench import __version__ as LIFTBENCH_VERSION
 from liftbench.data.cameras import h36m_cameras, project, world_to_camera
 from liftbench.errors import DataError, MissingExtraError
@@ -249,12 +249,6 @@ def place(joints_yup: np.ndarray, subject: PseudoSubject) -> np.ndarray:
     return (world + shift) @ rz.T + np.array([*subject.offset_mm, 0.0])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_root() -> Path:
@@ -326,7 +320,7 @@ def build_arrays() -> tuple[dict[str, np.ndarray], dict]:
     worst = min(in_view, key=in_view.get)
     manifest = {
         "dataset": "mocap-mini", "builder_version": BUILDER_VERSION, "liftbench_version": LIFTBENCH_VERSION,
-        "source": {**source_package(), "files": {k: _sha256(p) for k, p in sorted(files.items())},
+        "source": {**source_package(), "files": {k: file_sha256(p) for k, p in sorted(files.items())},
                    "licence": "zlib (pybullet_data); DeepMimic clips from CMU and SFU motion capture"},
         "build": {"fps": FPS, "urdf_scale": URDF_SCALE, "proportion_seed": PROPORTION_SEED,
                   "h36m_reference_bones_mm": H36M_BONES,

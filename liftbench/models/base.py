@@ -15,6 +15,7 @@ aligned prediction of every frame of a split (F, D_out).
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, ClassVar
 
@@ -130,6 +131,8 @@ def coerce_field(config_cls: type, name: str, value: Any, where: str) -> Any:
             return value
     elif expected is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):  # nan slips through "x < 0" checks and silently disables terms
+                raise ConfigError(f"{where}: '{name}' must be a finite number, got {value!r}.")
             return float(value)
     elif expected is str:
         if isinstance(value, str):
