@@ -115,3 +115,15 @@ def test_plugin_trains_evaluates_and_runs_a_suite(plugin_installed, run_cli, tmp
     assert set(rows["variant"]) == {"toy", "toy-wide"} and (rows["status"] == "ok").all()
     code, out, err = run_cli("report", results.parent)
     assert code == 0, err
+
+
+def test_plugin_is_benchmarked_like_a_built_in(plugin_installed, run_cli, tmp_path):
+    """`liftbench bench --model toyplug` measures its readable path against the production path (the
+    trainer's own step and the evaluator), with FLOP fields left empty where the lifter declares none."""
+    csv = tmp_path / "bench.csv"
+    code, out, err = run_cli("bench", "--model", "toyplug", "--reps", "1", "--batch", "8", "--eval-batch", "64",
+                             "--device", "cpu", "--csv", csv)
+    assert code == 0, err
+    rows = pd.read_csv(csv)
+    assert set(rows["model"]) == {"toyplug"} and set(rows["path"]) == {"plain", "production"}
+    assert (rows["train_median_ms"] > 0).all() and (rows["eval_frames_per_s"] > 0).all()
