@@ -150,6 +150,9 @@ def per_seed(rows: pd.DataFrame, metric: str, selector: dict[str, str]) -> pd.Se
     return sel.groupby(pd.to_numeric(sel["seed"], errors="coerce"))["value"].mean()
 
 
+MANY_SEEDS = 100  # past this, "seeds needed" says only that the difference is too small to chase
+
+
 def seeds_needed(difference: float, sd: float, max_seeds: int = 100_000) -> int | None:
     """Seeds for a two-sided 5 % test at 80 % power at the observed spread (see ``SEEDS_FORMULA``):
     the smallest n >= 2 with n >= ((t(0.975, n-1) + t(0.80, n-1)) · s / |d|)²; None if d is 0 or
@@ -267,7 +270,9 @@ def claim_cells(result: ClaimResult) -> list[str]:
     measured = "—" if result.verdict == "not measured" else (
         f"{num(result.difference)}{unit} [{num(result.ci_low)}, {num(result.ci_high)}]")
     verdict = result.verdict
-    if result.seeds_needed:
+    if result.seeds_needed and result.seeds_needed > MANY_SEEDS:  # the observed difference is ~0: nothing to detect
+        verdict += f" (> {MANY_SEEDS} seeds needed: no difference to detect at this spread)"
+    elif result.seeds_needed:
         verdict += f" (≈{result.seeds_needed} seeds needed)"
     elif result.detail:
         verdict += f" ({result.detail})"

@@ -153,3 +153,10 @@ def test_malformed_claims_file_names_file_and_line(tmp_path, line, match):
     with pytest.raises(DataError, match=match) as err:
         C.read_claims(path)
     assert "p_claims.csv line 2" in str(err.value)
+
+
+def test_a_negligible_difference_is_not_given_an_absurd_seed_count():
+    from liftbench.claims import MANY_SEEDS, seeds_needed
+
+    assert seeds_needed(0.02, 1.8) > MANY_SEEDS  # ~ (2.8 * 90)^2 seeds: the cell says "no difference to detect"
+    assert seeds_needed(5.0, 1.0) < 10
