@@ -31,8 +31,8 @@ def test_causal_prediction_is_last_output_of_window_ending_at_frame(tiny_dataset
     model = create_lifter("seq2seq", hidden_size=8, seq_len=4).eval()
     preds = predict_sequences(model, stats, test, torch.device("cpu"))
     s = test[0]
-    from liftbench.data.normalize import normalize_inputs
-    x = torch.from_numpy(normalize_inputs(s.keypoints_2d, stats))
+    from liftbench.data.normalize import encode_inputs
+    x = torch.from_numpy(encode_inputs(s, stats))
     for t in (0, 2, 3, 10):  # frames before T-1 use a window padded with the first frame
         rows = [max(0, r) for r in range(t - 3, t + 1)]
         out = model(x[rows][None])[0, -1] * stats.out_std + stats.out_mean

@@ -3,7 +3,7 @@ import pytest
 
 from liftbench.data.normalize import compute_stats, outputs_to_poses, normalize_targets, flat_targets
 from liftbench.data.noise import add_gaussian_noise
-from liftbench.data.windows import build_table, causal_window_index, training_window_starts
+from liftbench.data.windows import WindowSpec, build_table, training_window_starts, window_index
 
 
 def test_training_windows_stay_inside_sequences(tiny_dataset):
@@ -22,7 +22,7 @@ def test_causal_index_pads_with_first_frame():
 
     lengths = np.array([2, 5])
     table = FrameTable(np.zeros((7, 32), np.float32), np.zeros((7, 48), np.float32), np.array([0, 2]), lengths, [])
-    idx = causal_window_index(table, 3)
+    idx = window_index(table, WindowSpec(3, "causal"))
     assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [2, 2, 2], [2, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]]
 
 

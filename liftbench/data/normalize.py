@@ -155,11 +155,6 @@ def encode_inputs(seq: Sequence, stats: NormStats, rep: Representation = DEFAULT
     return ((_sequence_inputs(seq, rep) - stats.in_mean.double().numpy()) / stats.in_std.double().numpy()).astype(np.float32)
 
 
-def normalize_inputs(keypoints_2d: np.ndarray, stats: NormStats) -> np.ndarray:
-    """(N, 17, 2) px -> (N, 32) float32 z-scores (the default representation)."""
-    return ((flat_inputs(keypoints_2d) - stats.in_mean.double().numpy()) / stats.in_std.double().numpy()).astype(np.float32)
-
-
 def normalize_targets(joints_3d: np.ndarray, stats: NormStats, rep: Representation = DEFAULT_REPRESENTATION) -> np.ndarray:
     """(N, 17, 3) mm -> (N, D_out) float32 encoded root-centred targets."""
     return ((flat_targets(joints_3d, rep) - stats.out_mean.double().numpy()) / stats.out_std.double().numpy()).astype(np.float32)

@@ -142,8 +142,3 @@ def window_index(table: FrameTable, spec: WindowSpec) -> np.ndarray:
     rows = np.arange(table.n_frames)  # (F,)
     first, last = table.row_bounds()  # (F,), (F,)
     return np.clip(rows[:, None] + spec.offsets[None, :], first[:, None], last[:, None])  # (F, T)
-
-
-def causal_window_index(table: FrameTable, window: int) -> np.ndarray:
-    """(F, T) global rows of the causal window ending at every frame (first frame repeated as padding)."""
-    return window_index(table, WindowSpec(window, "causal"))
