@@ -11,10 +11,14 @@ Everything the CLI does is a function here (imported lazily, so ``import liftben
     verdicts, code = liftbench.check_results("results.csv", "baselines/reference/results.csv")
 
 (``train``, ``evaluate`` and ``check`` are submodules, so the functions carry ``_run``/``_results``.)
+
+This file is the public API table only: it imports nothing from the package, so ``import liftbench``
+loads no torch; each name is imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -28,25 +32,17 @@ _API = {
     "train_run": ("liftbench.pipeline", "train_run"),
     "load_run": ("liftbench.pipeline", "load_run"),
     "evaluate_run": ("liftbench.pipeline", "evaluate_run"),
-    "run_suite": ("liftbench.runner", "run_suite"),
+    "expand_suite": ("liftbench.suites", "expand_suite"),
+    "run_suite": ("liftbench.runner.suite", "run_suite"),
     "check_results": ("liftbench.check", "check_files"),
     "metrics": ("liftbench", "metrics"),
 }
-__all__ = ["__version__", *_API, "expand_suite"]
-
-
-def expand_suite(name: str, preset: str | None = None, **kwargs: Any):
-    """Run specs of a shipped suite (``configs/suites/<name>.toml``) or a suite TOML path."""
-    from liftbench.suites import expand, load_suite
-
-    return expand(load_suite(name), preset, **kwargs)
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'liftbench' has no attribute '{name}'")
-    import importlib
-
     module, attr = _API[name]
     if module == "liftbench":
         return importlib.import_module(f"liftbench.{attr}")

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from liftbench.errors import ConfigError
-from liftbench.model_size import check_model_size
 from liftbench.models import LIFTERS
 from liftbench.models.base import build_config, config_fields
+from liftbench.models.size import check_model_size
 
 
 @dataclass(frozen=True)
@@ -345,3 +345,39 @@ def toml_dumps(d: dict[str, Any]) -> str:
             lines.append(f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
         lines.append("")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the paper's recipe, for banners
+PAPER_DATASET = "h36m"
+BANNER = "not the paper's recipe/data, so rankings may not transfer"
+
+
+def recipe_differences(cfg: Any) -> list[str]:
+    """How a run's data and recipe differ from the paper's: another dataset or subset, model sizes
+    other than the lifter's published defaults (ablation toggles are deliberate and not counted), or a
+    training recipe (lr, batch size, epochs, window subsampling) other than its ``train_defaults``."""
+    diffs = []
+    if cfg.data.name != PAPER_DATASET:
+        diffs.append(f"data {cfg.data.name}, not Human3.6M")
+    if cfg.data.subset < 1.0:
+        diffs.append(f"subset {cfg.data.subset:g} of the data")
+    cls = LIFTERS.get(cfg.model)
+    defaults = cls.Config()
+    for key, value in cfg.model_params.items():
+        if key in cls.toggles or not hasattr(defaults, key):
+            continue
+        if getattr(defaults, key) != value:
+            diffs.append(f"{key} {value} (paper {getattr(defaults, key)})")
+    train = cfg.resolved_train()
+    for key in ("lr", "batch_size", "epochs"):
+        paper = cls.train_defaults.get(key)
+        if paper is not None and getattr(train, key) != paper:
+            diffs.append(f"{key} {getattr(train, key):g} (paper {paper:g})")
+    if train.max_windows_per_epoch:
+        diffs.append(f"{train.max_windows_per_epoch} windows per epoch")
+    return diffs
+
+
+def run_banner(differences: list[str]) -> str | None:
+    """The same banner for one run (protocol card), from ``recipe_differences``."""
+    return f"Note: {BANNER} ({'; '.join(differences)})." if differences else None

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from liftbench import metrics as M
+from liftbench._files import write_bytes_atomic
 from liftbench.data.dataset import Sequence
 from liftbench.data.normalize import outputs_to_poses
 from liftbench.data.skeleton import JOINT_NAMES, action_group, root_centre
@@ -28,7 +29,7 @@ from liftbench.data.windows import build_table, window_index
 from liftbench.errors import CoverageError, DataError
 from liftbench.fast import predict_frames
 from liftbench.models.base import Lifter, NormStats
-from liftbench.results import write_bytes_atomic
+
 
 def _reported_metrics() -> dict[str, dict]:
     """Row name -> registry metadata of every metric the evaluator reports: the metric registry

@@ -22,45 +22,26 @@ import torch
 
 from liftbench import __version__
 from liftbench import metrics as M
-from liftbench.config import ExperimentConfig, config_from_dict, toml_dumps
+from liftbench._files import check_output_dir, write_json_atomic, write_text_atomic
+from liftbench.checkpoint import load_model_weights
+from liftbench.config import ExperimentConfig, config_from_dict, recipe_differences, run_banner, toml_dumps
 from liftbench.data import PoseDataset, load_dataset
 from liftbench.data.dataset import subset_sequences
 from liftbench.data.noise import add_gaussian_noise
 from liftbench.data.normalize import compute_stats, stats_from_state
+from liftbench.data.skeleton import JOINT_NAMES
+from liftbench.data.testset import count_test_set
 from liftbench.data.windows import build_table
+from liftbench.device import resolve_device
 from liftbench.errors import CheckpointError, ConfigError
 from liftbench.evaluate import Predictions, check_coverage, predict_sequences, score
+from liftbench.locks import TrialLocks
 from liftbench.models import LIFTERS, Lifter, NormStats, create_lifter, lifter_contract, trainable_parameters
-from liftbench.results import (machine_info, provenance, read_rows, rows_frame, write_json_atomic, write_rows,
-                               write_text_atomic)
-from liftbench.checkpoint_check import load_model_weights
+from liftbench.results import machine_info, provenance, read_rows, rows_frame, write_rows
 from liftbench.train import CHECKPOINT, Member, TrainProgress, TrainState, fit_members, load_checkpoint
 
 DEFAULT_RUNS_DIR = Path("results") / "runs"
 RUN_META = "run.json"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda if available, else mps, else cpu; an unavailable explicit device is an error."""
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--device '{device}' is not a device; use auto, cpu, cuda, cuda:N or mps.") from exc
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ConfigError(f"--device {device}: CUDA is not available here ({torch.cuda.device_count()} GPU(s)); "
-                          "use --device cpu or auto.")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"--device {device}: MPS is not available here; use --device cpu or auto.")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device '{device}' is not supported; use auto, cpu, cuda, cuda:N or mps.")
-    return dev
 
 
 def seed_everything(seed: int) -> None:
@@ -133,8 +114,6 @@ def train_run(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, data_
     (another ``liftbench train``, or a suite into the same directory) never trains it at the same time;
     a run claimed by a live owner is a ``CheckpointError`` naming it. Suites claim in ``runner.run_trial``."""
     if claim:
-        from liftbench.locks import TrialLocks
-
         target = Path(run_dir) if run_dir else run_directory(cfg, out_dir)
         with TrialLocks([target]) as held:
             if not held.held[0]:
@@ -224,22 +203,6 @@ def finish_run(prepared: PreparedRun, state: TrainState) -> TrainOutcome:
         write_json_atomic(run_dir / RUN_META, {**prepared.meta, "state": "done", "finished_utc": provenance(dev)["created_utc"]})
     stale = prepared.meta.get("stale_run_moved_to")
     return TrainOutcome(run_dir, prepared.cfg.run_id, state, skipped=False, stale_dir=Path(stale) if stale else None)
-
-
-def check_output_dir(path: str | Path, option: str = "--out") -> Path:
-    """Fail before any work if ``path`` cannot become a writable directory: an existing file, a file on
-    the way, or a read-only parent. Creates nothing (the directory is made when something is written)."""
-    path = Path(path)
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        what = "is an existing file" if probe == path else f"lies under {probe}, which is a file"
-        raise ConfigError(f"{option} {path} {what}; pass a directory.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: {probe} is not writable (read-only filesystem or no permission); "
-                          "choose a writable directory.")
-    return path
 
 
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
@@ -388,10 +351,6 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
 def protocol_card(run: LoadedRun, cfg: ExperimentConfig, ds: PoseDataset, n_scored: int, n_expected: int,
                   noise_sigma: float, noise_seed: int, dev: torch.device, video_mean: bool,
                   test_videos: list[tuple[str, str, int, int]] | None = None) -> dict[str, Any]:
-    from liftbench.data.skeleton import JOINT_NAMES
-    from liftbench.paper_match import recipe_differences, run_banner
-    from liftbench.testset import count_test_set
-
     contract = run.model.contract
     return {
         "liftbench_protocol_version": provenance(str(dev))["protocol_version"],

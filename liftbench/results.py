@@ -1,17 +1,13 @@
-"""Tidy result rows, atomic file writes, provenance and the protocol card.
+"""Tidy result rows and their provenance.
 
-``results.csv`` is long/tidy: one measured value per row (see README "Results schema"). Files are
-only ever replaced atomically (write a temp file in the same directory, fsync, ``os.replace``), so a
-crash or kill leaves either the old file or the new one, never a partial row.
+``results.csv`` is long/tidy: one measured value per row (``docs/results.md``). Files are only ever
+replaced atomically (``_files.write_text_atomic``), so a crash or kill leaves either the old file or
+the new one, never a partial row.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import errno
-import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -22,6 +18,8 @@ from typing import Any
 import pandas as pd
 
 from liftbench import __version__
+from liftbench._files import write_text_atomic
+from liftbench.errors import DataError, one_line
 
 PROTOCOL_VERSION = "1"
 
@@ -43,64 +41,6 @@ ROW_COLUMNS: tuple[str, ...] = (
 #: columns that identify one value (everything but the measurement, provenance and status)
 KEY_COLUMNS: tuple[str, ...] = ("suite", "model", "variant", "seed", "dataset", "keypoints", "train_noise",
                                 "test_noise", "seq_len", "metric", "slice_type", "slice")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MB blocks (manifests and provenance of inputs)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename. On any failure (disk full, read-only filesystem,
-    a kill) the temp file is removed, so a full disk is not left fuller, and an ``OutputError`` names
-    the file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with atomic_output(path, tmp):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path, tmp: Path):
-    """Around writing ``tmp`` and renaming it to ``path``: create the directory, and on failure remove
-    ``tmp`` and turn an ``OSError`` into a one-line ``OutputError`` naming ``path`` and the fix."""
-    from liftbench.errors import OutputError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(f"Could not write {path}: {exc.strerror or exc}; {_output_fix(exc)}.") from exc
-        raise
-
-
-def _output_fix(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free disk space (nothing partial was left behind) and re-run the same command"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "choose a writable output directory (--out)"
-    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return "a file stands where a directory belongs (or the reverse): choose another output path"
-    return "check the output path and re-run"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def rows_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -135,15 +75,13 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("metric", "slice_type", "slice", "value", "
 def read_rows(path: Path, required: tuple[str, ...] = REQUIRED_COLUMNS) -> pd.DataFrame:
     """A results CSV as strings plus a numeric ``value``; a missing ``required`` column is a one-line
     ``DataError`` naming the file (readers pass the columns they use, e.g. ``ROW_COLUMNS``)."""
-    from liftbench.errors import DataError
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass a results.csv written by liftbench.")
     try:
         df = pd.read_csv(path, keep_default_na=False, na_values=[])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"{path} is not a readable CSV ({' '.join(str(exc).split())}).") from exc
+        raise DataError(f"{path} is not a readable CSV ({one_line(exc)}).") from exc
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path} is not a liftbench results file: missing column(s) {', '.join(missing)}; "
@@ -167,7 +105,7 @@ def git_sha() -> str:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def provenance(device: str) -> dict[str, str]:

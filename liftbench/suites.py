@@ -201,7 +201,7 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
                 LIFTERS.canonical(target)  # a misspelt model would silently apply to nothing
             _check_sections(sections, f"{path}: presets.{preset}.{target}")
     reproduces = _check_table(raw.get("reproduces", {}), f"{path}: reproduces", "preset = \"paper table\"")
-    for preset, table in reproduces.items():  # which paper table a preset reproduces (liftbench.paper_match)
+    for preset, table in reproduces.items():  # which paper table a preset reproduces (liftbench.papers.match)
         if preset not in presets or not isinstance(table, str):
             raise ConfigError(f"{path}: reproduces.{preset} must name a paper table (a string) for one of the presets "
                               f"({', '.join(presets)}).")
@@ -328,3 +328,8 @@ def expand(suite: Suite, preset: str | None = None, seeds: int = 1, seed_offset:
         cfg = resolve_config(variant["model"], base=base, options=opts)
         specs.append(RunSpec(suite.name, suite.version, variant["name"], cfg, noise, axis_key, value))
     return specs
+
+
+def expand_suite(name: str, preset: str | None = None, **kwargs: Any) -> list[RunSpec]:
+    """Run specs of a shipped suite (``configs/suites/<name>.toml``) or a suite TOML path."""
+    return expand(load_suite(name), preset, **kwargs)

@@ -32,15 +32,14 @@ import numpy as np
 import torch
 
 from liftbench import __version__
+from liftbench._files import atomic_output, write_text_atomic
+from liftbench.checkpoint import checkpoint_problem, load_model_weights, optimizer_problem
 from liftbench.config import TrainConfig, identity_dict
-from liftbench.data.normalize import stats_to_state
-from liftbench.data.normalize import flip_maps
+from liftbench.data.normalize import flip_maps, stats_to_state
 from liftbench.data.windows import FrameTable, TrainingWindows, training_windows
-from liftbench.errors import CheckpointError, ConfigError
-from liftbench.models.base import Lifter, NormStats
+from liftbench.errors import CheckpointError, ConfigError, one_line
 from liftbench.fast.stack import ModuleStack, dropout_generator, stack_lifters
-from liftbench.checkpoint_check import checkpoint_problem, load_model_weights, optimizer_problem
-from liftbench.results import atomic_output, write_text_atomic
+from liftbench.models.base import Lifter, NormStats
 
 CHECKPOINT = "checkpoint.pt"
 METRICS_LOG = "metrics.jsonl"
@@ -138,7 +137,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
         raise CheckpointError(f"{path} is not a liftbench checkpoint that can be loaded safely "
-                              f"({' '.join(str(exc).split())[:160]}); delete it or retrain the run.") from exc
+                              f"({one_line(exc)[:160]}); delete it or retrain the run.") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a liftbench checkpoint (format {CHECKPOINT_FORMAT}); retrain the run.")
     problem = checkpoint_problem(ckpt)
@@ -186,14 +185,14 @@ def _open(member: Member, device: torch.device, resume: bool) -> _Run:
                 run.generator.set_state(ckpt["dropout_rng"])
             except RuntimeError as exc:  # CPU (mt19937) and CUDA (philox) generator states differ in size and kind
                 raise CheckpointError(f"{path} holds a dropout RNG state the {device.type} generator cannot take "
-                                      f"({' '.join(str(exc).split())[:120]}): if the run started on another device "
+                                      f"({one_line(exc)[:120]}): if the run started on another device "
                                       "type resume it with that --device, else delete the run directory and "
                                       "retrain it.") from exc
         if ckpt.get("torch_rng") is not None:
             try:  # checked on a scratch generator: the global one is set only when training starts
                 torch.Generator().set_state(ckpt["torch_rng"])
             except RuntimeError as exc:
-                raise CheckpointError(f"{path} holds an invalid torch RNG state ({' '.join(str(exc).split())[:120]}); "
+                raise CheckpointError(f"{path} holds an invalid torch RNG state ({one_line(exc)[:120]}); "
                                       "delete the run directory and retrain it.") from exc
         run.torch_rng = ckpt.get("torch_rng")
     return run

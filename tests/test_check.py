@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from fixtures.cli import assert_one_line_error
 
 from liftbench.check import Tolerance, compare, exit_code, load_tolerances, parse_tolerance
 from liftbench.errors import ConfigError, DataError
@@ -81,11 +82,6 @@ def test_sidecar_and_parse_tolerances(files):
 # Malformed values, error rows, tolerance options, sidecar and --show / --reference (issue 15)
 # --------------------------------------------------------------------------------------------
 
-def _one_line_error(code, err, *needles):
-    assert code == 2, (code, err)
-    assert err.strip() and "\n" not in err.strip() and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 @pytest.mark.parametrize("cell", ["nan", "inf", "-inf", "", "abc"])
@@ -102,7 +98,7 @@ def test_non_finite_or_text_value_is_malformed_and_names_the_row(files, run_cli,
     with pytest.raises(DataError, match=r"mlp/default/0/mocap-mini/0/1/mpjpe/action_mean \(line 2\)"):
         compare(cur, ref, load_tolerances(ref))
     code, out, err = run_cli("check", cur, "--reference", ref)
-    _one_line_error(code, err, target.name, "mpjpe/action_mean", "finite")
+    assert_one_line_error(code, err, target.name, "mpjpe/action_mean", "finite")
     assert "better" not in out
 
 
@@ -131,7 +127,7 @@ def test_unknown_status_is_malformed(files, run_cli):
     df.loc[1, "status"] = "maybe"
     cur = write_rows(tmp / "cur.csv", df)
     code, _, err = run_cli("check", cur, "--reference", ref)
-    _one_line_error(code, err, "cur.csv", "p_mpjpe/action_mean", "status", "maybe")
+    assert_one_line_error(code, err, "cur.csv", "p_mpjpe/action_mean", "status", "maybe")
 
 
 @pytest.mark.parametrize("option, value", [("--tol-mm", "-1"), ("--tol-mm", "nan"), ("--tol-mm", "inf"),
@@ -140,7 +136,7 @@ def test_tolerance_options_must_be_finite_and_non_negative(files, run_cli, optio
     tmp, ref = files
     cur = write_rows(tmp / "cur.csv", _rows((51.0, 40.0, 90.0)))  # would be 'worse' at the default tolerance
     code, out, err = run_cli("check", cur, "--reference", ref, option, value)
-    _one_line_error(code, err, option)
+    assert_one_line_error(code, err, option)
     assert "PASS" not in out
     with pytest.raises(ConfigError, match=option):
         load_tolerances(ref, **{option[2:].replace("-", "_"): float(value)})
@@ -151,7 +147,7 @@ def test_tol_specs_must_be_finite_and_non_negative(files, run_cli, spec):
     tmp, ref = files
     cur = write_rows(tmp / "cur.csv", _rows())
     code, _, err = run_cli("check", cur, "--reference", ref, "--tol", spec)
-    _one_line_error(code, err, "Could not parse tolerance")
+    assert_one_line_error(code, err, "Could not parse tolerance")
     with pytest.raises(ConfigError):
         parse_tolerance(spec)
 
@@ -163,7 +159,7 @@ def test_bad_sidecar_is_one_line_naming_it(files, run_cli, content):
     ref.with_suffix(".toml").write_bytes(content)
     cur = write_rows(tmp / "cur.csv", _rows())
     code, _, err = run_cli("check", cur, "--reference", ref)
-    _one_line_error(code, err, "ref.toml")
+    assert_one_line_error(code, err, "ref.toml")
     with pytest.raises(DataError, match="ref.toml"):
         load_tolerances(ref)
 
@@ -208,7 +204,7 @@ def test_default_reference_is_the_shipped_one(run_cli, monkeypatch, tmp_path):
     code, out, _ = run_cli("check", cur)
     assert code == 1 and "worse" in out and str(packaged) in out.replace("\n", "")
     code, _, err = run_cli("check", cur, "--update")
-    _one_line_error(code, err, "--reference")
+    assert_one_line_error(code, err, "--reference")
     assert (packaged / "baselines" / "reference" / "results.csv").read_text() == write_rows(tmp_path / "again.csv", rows).read_text()
 
 
@@ -217,8 +213,8 @@ def test_update_refuses_a_malformed_results_file(files, run_cli):
     before = ref.read_text()
     cur = write_rows(tmp / "cur.csv", _rows((float("nan"), 40.0, 90.0)))
     code, _, err = run_cli("check", cur, "--reference", ref, "--update")
-    _one_line_error(code, err, "cur.csv")
+    assert_one_line_error(code, err, "cur.csv")
     assert ref.read_text() == before
     code, _, err = run_cli("check", cur, "--reference", tmp / "new_ref.csv", "--update")
-    _one_line_error(code, err, "cur.csv")
+    assert_one_line_error(code, err, "cur.csv")
     assert not (tmp / "new_ref.csv").exists()

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from fixtures.tiny import make_tiny_dataset
 
 from liftbench.data.normalize import compute_stats
 from liftbench.errors import CoverageError
 from liftbench.evaluate import Predictions, check_coverage, predict_sequences, score
 from liftbench.models import create_lifter
-from conftest import make_tiny_dataset
 
 
 @pytest.mark.parametrize("seq_len", [1, 3, 5, 40])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.tiny import REST_POSE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.transform import Rotation
 
 from liftbench import metrics as M
-from conftest import REST_POSE
 
 POSE = REST_POSE - REST_POSE[0]  # (17, 3) root-centred, mm
 

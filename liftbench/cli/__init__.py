@@ -1,5 +1,8 @@
 """Typer command-line interface. Commands parse, call the library, render; no numerics here.
 
+``app.py`` holds the Typer app, each ``*_cmd.py`` registers its commands on it; this module wires them
+together (importing every command module) and is the ``liftbench`` script's entry point.
+
 ``main()`` is the single place that turns a ``LiftbenchError`` into one line on stderr and its exit
 code (2 for user errors); tracebacks appear only with ``LIFTBENCH_DEBUG=1``.
 """
@@ -9,30 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
-
-from liftbench import __version__
-from liftbench.cli._common import console, err_console
+from liftbench.cli import bench_cmd, check_cmd, data_cmd, model_cmd, predict_cmd, score_cmd, suite_cmd  # noqa: F401  (registration)
+from liftbench.cli._common import err_console
+from liftbench.cli.app import app
 from liftbench.errors import LiftbenchError, one_line
-
-app = typer.Typer(name="liftbench", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
-                  pretty_exceptions_enable=False,
-                  help="Benchmark and ablate 2D->3D human-pose lifters with honest Protocol #1/#2 numbers.")
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"liftbench {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
-    """liftbench: train, evaluate and compare lifters on Human3.6M or the embedded mocap-mini."""
-
-
-from liftbench.cli import bench_cmd, check_cmd, data_cmd, model_cmd, predict_cmd, score_cmd, suite_cmd  # noqa: E402,F401  (command registration)
 
 
 def main(argv: list[str] | None = None) -> int:

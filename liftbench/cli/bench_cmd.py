@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from liftbench.cli import app
 from liftbench.cli._common import DeviceOpt, console, err_console
+from liftbench.cli.app import app
 
 
 @app.command("bench", rich_help_panel="Performance")
@@ -30,13 +30,20 @@ def bench(
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
 
-    from liftbench.bench import (CudaOptions, bench_model, bench_params, check_bench_args, default_pack_bench, flat_rows,
-                                 matmul_gflops)
+    from liftbench._files import check_output_dir, write_text_atomic
     from liftbench.config import parse_assignments
-    from liftbench.models import LIFTERS
+    from liftbench.device import resolve_device
     from liftbench.errors import ConfigError
-    from liftbench.pipeline import check_output_dir, resolve_device
-    from liftbench.results import write_text_atomic
+    from liftbench.models import LIFTERS
+    from liftbench.perf.bench import (
+        CudaOptions,
+        bench_model,
+        bench_params,
+        check_bench_args,
+        default_pack_bench,
+        flat_rows,
+        matmul_gflops,
+    )
 
     if csv is not None:  # checked before minutes of measuring, not after
         if csv.is_dir():

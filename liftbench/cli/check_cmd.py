@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from liftbench.cli import app
 from liftbench.cli._common import console
+from liftbench.cli.app import app
 
 SHIPPED_REFERENCE = "baselines/reference/results.csv"  # liftbench.resources.shipped_path
 

@@ -8,8 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, KeypointsOpt, console, err_console
+from liftbench.cli.app import app
 from liftbench.errors import LiftbenchError
 
 data_app = typer.Typer(help="List, prepare, inspect and verify datasets.", no_args_is_help=True)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, KeypointsOpt, console
+from liftbench.cli.app import app
 
 
 def _short_citation(paper: str) -> str:
@@ -25,7 +25,7 @@ def _short_citation(paper: str) -> str:
 @app.command("models", rich_help_panel="Models")
 def models(as_json: JsonOpt = False) -> None:
     """Registered lifters: parameters, input window, ablation toggles and their paper defaults."""
-    from liftbench.catalog import describe_lifters
+    from liftbench.models.catalog import describe_lifters
 
     rows = describe_lifters()
     if as_json:
@@ -59,9 +59,10 @@ def train(
     A finished run is found again by its config hash and reused only if the data behind it are unchanged
     (same dataset fingerprint); otherwise its files are moved to <run dir>.stale-<old fingerprint>/ and it
     retrains."""
+    from liftbench._files import check_output_dir
     from liftbench.cli.progress import RichTrainProgress, make_progress
     from liftbench.config import parse_assignments, resolve_config
-    from liftbench.pipeline import check_output_dir, train_run
+    from liftbench.pipeline import train_run
 
     options = {"data.name": data, "data.keypoints": keypoints, "train.epochs": epochs, "train.seed": seed,
                "data.subset": subset}
@@ -95,7 +96,7 @@ def evaluate(
 ) -> None:
     """Score every test frame exactly once: P1/P2 tables, results.csv, protocol.json (+ predictions.npz)."""
     from liftbench.pipeline import evaluate_run
-    from liftbench.report import joint_table, paper_table
+    from liftbench.report.render import joint_table, paper_table
 
     res = evaluate_run(run_dir, data=data, data_dir=data_dir, keypoints=keypoints, noise_sigma=noise_sigma,
                        noise_seed=noise_seed, save_predictions=save_predictions, out=results_dir, device=device,
@@ -116,7 +117,7 @@ def evaluate(
 @app.command("baselines", rich_help_panel="Evaluation")
 def baselines(as_json: JsonOpt = False) -> None:
     """Published reference numbers shipped in baselines/ (never liftbench results)."""
-    from liftbench.baselines import list_baselines
+    from liftbench.papers.baselines import list_baselines
 
     rows = list_baselines()
     if as_json:
@@ -133,7 +134,7 @@ def baselines(as_json: JsonOpt = False) -> None:
 
 def _check_paper(value: str) -> str:
     """--paper must name a shipped baseline (checked when the command line is parsed)."""
-    from liftbench.baselines import load_baselines
+    from liftbench.papers.baselines import load_baselines
 
     load_baselines(value)  # UnknownNameError listing the keys
     return value
@@ -141,9 +142,9 @@ def _check_paper(value: str) -> str:
 
 def _check_metric(value: str) -> str:
     """--metric: a name (or alias) of the metric registry that the published baselines hold."""
-    from liftbench.baselines import load_baselines
     from liftbench.errors import UnknownNameError, unknown_name_message
     from liftbench.metrics import METRICS
+    from liftbench.papers.baselines import load_baselines
 
     published = sorted(set(load_baselines()["metric"].astype(str)) & set(METRICS.names()))
     name = METRICS.canonical(value) if value in METRICS else value
@@ -161,7 +162,7 @@ def compare(
 ) -> None:
     """liftbench vs a paper, per action group; a delta only where the setting matches (2D source, data, noise,
     window, alignment, TTA, variant), with the published averaging; buggy published numbers are flagged."""
-    from liftbench.report import compare_with_paper
+    from liftbench.report.render import compare_with_paper
 
     table, warnings = compare_with_paper(results, paper, metric, variant)
     for w in warnings:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, DeviceOpt, console, err_console
+from liftbench.cli.app import app
 from liftbench.cli.data_cmd import data_app
-from liftbench.keypoints2d import DEFAULT_SCORE_THRESHOLD
+from liftbench.wild.keypoints import DEFAULT_SCORE_THRESHOLD
 
 
 @app.command("predict", rich_help_panel="Evaluation")
@@ -28,7 +28,7 @@ def predict(
     device: DeviceOpt = "auto",
 ) -> None:
     """Lift your own 2D keypoints (one video) to 3D with a trained run; writes .npz + .json per person."""
-    from liftbench.predict import predict_file
+    from liftbench.wild.predict import predict_file
 
     outcome = predict_file(run_dir, input, fmt=fmt, out=out, width=width, height=height,
                            score_threshold=score_threshold, layout=layout, device=device, render=render, fps=fps)
@@ -56,7 +56,7 @@ def export_2d(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Export one clip's 2D keypoints as COCO-17 results JSON, to try `liftbench predict` on."""
-    from liftbench.predict import export_2d as export
+    from liftbench.wild.predict import export_2d as export
 
     done = export(name, subject, action, camera, out, fmt=fmt, data_dir=data_dir)
     w, h = done.image_size

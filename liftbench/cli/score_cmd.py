@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from liftbench.cli import app
 from liftbench.cli._common import DataDirOpt, KeypointsOpt, console, fmt
+from liftbench.cli.app import app
 
 
 @app.command("score", rich_help_panel="Evaluation")
@@ -30,7 +30,7 @@ def score(
                                              "(default results/external/<name>).")] = None,
 ) -> None:
     """Score predictions made by any codebase with liftbench's protocol (every test frame exactly once)."""
-    from liftbench.score_external import score_file
+    from liftbench.wild.score import score_file
 
     res = score_file(predictions, data, data_dir=data_dir, keypoints=keypoints, units=units, name=name, out=out, root=root)
     for warning in res.warnings:
@@ -71,7 +71,7 @@ def show(
 ) -> None:
     """Animate the 2D input, the predicted 3D and the ground truth side by side (bones coloured left/right)."""
     from liftbench.errors import ConfigError
-    from liftbench.show import frame_stride, load_clip, render
+    from liftbench.wild.show import frame_stride, load_clip, render
 
     if dpi < 10:
         raise ConfigError(f"--dpi must be >= 10, got {dpi}.")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from liftbench.data import h36m, mocap  # noqa: F401,E402  (registration side effect)
 from liftbench.data.checks import raise_first, split_problems, user_input_errors
 from liftbench.data.dataset import PoseDataset, Sequence  # noqa: F401
 from liftbench.data.source import DATASETS, DatasetSource, cache_home  # noqa: F401
-from liftbench.data import h36m, mocap  # noqa: F401,E402  (registration side effect)
 
 DEFAULT_DATASET = "mocap-mini"
 

@@ -28,7 +28,15 @@ from liftbench.data.cameras import h36m_cameras
 from liftbench.data.checks import raise_first, split_problems, user_input_errors
 from liftbench.data.dataset import PoseDataset
 from liftbench.data.h36m_files import (  # noqa: F401  (re-exported: other modules name the files and actions)
-    FILE_3D, FIX_2D, FIX_3D, PREFIX_2D, SUFFIX_2D, _Reader, camera_problems, normalise_action, to_h36m17,
+    FILE_3D,
+    FIX_2D,
+    FIX_3D,
+    PREFIX_2D,
+    SUFFIX_2D,
+    _Reader,
+    camera_problems,
+    normalise_action,
+    to_h36m17,
 )
 from liftbench.data.source import DATASETS, DatasetSource
 from liftbench.errors import DataError

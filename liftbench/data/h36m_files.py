@@ -18,7 +18,7 @@ import numpy as np
 from liftbench.data.cameras import CAMERA_IDS, Camera, h36m_cameras, project, world_to_camera
 from liftbench.data.checks import UnsafeProblem, joints_3d_problem, keypoints_2d_problem, pose_array_problem
 from liftbench.data.dataset import Sequence
-from liftbench.data.safe_npz import load_npz
+from liftbench.data.safe.npz import load_npz
 from liftbench.data.skeleton import H36M32_TO_17, NUM_JOINTS
 from liftbench.errors import DataError, UnsafeFileError
 

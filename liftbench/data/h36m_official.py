@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from liftbench import __version__
+from liftbench._files import file_sha256, write_json_atomic
 from liftbench.data.h36m import FILE_3D
-from liftbench.data.safe_npz import load_npz
-from liftbench.errors import ConfigError, DataError, MissingExtraError
-from liftbench.results import file_sha256
+from liftbench.data.safe.npz import load_npz
+from liftbench.errors import ConfigError, DataError, MissingExtraError, one_line
 
 SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 POSE_DIR = Path("MyPoseFeatures") / "D3_Positions"
@@ -176,7 +176,7 @@ def read_pose_mm(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:  # cdflib raises OSError/ValueError/IndexError/... on damaged files
-        detail = " ".join(str(exc).split())[:120]
+        detail = one_line(exc)[:120]
         raise DataError(f"{path}: not a readable CDF file (truncated or corrupt: {type(exc).__name__}: "
                         f"{detail}); re-extract it from the official archive") from exc
     if raw.size == 0:
@@ -233,7 +233,7 @@ def _manifest(root: Path, subjects: tuple[str, ...], takes: list[Take], dropped:
         "kind": "liftbench h36m conversion of the official Human3.6M release (D3_Positions)",
         "liftbench_version": __version__,
         "cdflib_version": getattr(cdflib, "__version__", "unknown"),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source_dir": str(root),
         "subjects": list(subjects),
         "partial": subjects != SUBJECTS,
@@ -293,7 +293,6 @@ def convert_official(source_dir: str | Path, data_dir: str | Path | None, *,
             os.fsync(fh.fileno())
         _check_written(staged_npz, positions)
         manifest = _manifest(root, chosen, takes, dropped, staged_npz)
-        from liftbench.results import write_json_atomic
 
         write_json_atomic(staging / MANIFEST, manifest)
         # The manifest is the commit marker: drop the old one, swap the npz in, then the new manifest.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liftbench._files import file_sha256
 from liftbench.data.cameras import h36m_cameras
 from liftbench.data.checks import (
     joints_3d_problem,
@@ -54,7 +55,6 @@ from liftbench.data.mocap_build import (  # noqa: F401  (re-exported: the builde
 from liftbench.data.skeleton import NUM_JOINTS, bone_lengths
 from liftbench.data.source import DATASETS, DatasetSource, cache_home
 from liftbench.errors import DataError, MissingExtraError, one_line
-from liftbench.results import file_sha256
 
 
 def _write_atomic(path: Path, write) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from liftbench.results import file_sha256
 from liftbench import __version__ as LIFTBENCH_VERSION
+from liftbench._files import file_sha256
 from liftbench.data.cameras import h36m_cameras, project, world_to_camera
 from liftbench.errors import DataError, MissingExtraError
 

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from liftbench.data.normalize import NormStats
 from liftbench.data.skeleton import OUTPUT_DIM
-from liftbench.fast import SpeedPath
 from liftbench.fast.autocast import autocast_backward, autocast_forward
+from liftbench.fast.base import SpeedPath
 from liftbench.fast.stack import ModuleStack, per_model_sum
 from liftbench.models.mlp import MLPLifter
 

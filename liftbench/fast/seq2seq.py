@@ -22,7 +22,7 @@ from torch import Tensor
 
 from liftbench.data.normalize import NormStats
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
-from liftbench.fast import SpeedPath
+from liftbench.fast.base import SpeedPath
 from liftbench.fast.seq2seq_fused import module_params, seq2seq_forward
 from liftbench.fast.stack import ModuleStack
 from liftbench.models.lnlstm import _F, _I, _J, _O, LNLSTMCell, State

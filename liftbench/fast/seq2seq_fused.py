@@ -44,8 +44,8 @@ from torch import Tensor, nn
 
 from liftbench.fast import buffers
 from liftbench.fast.autocast import autocast_backward, autocast_forward
-from liftbench.models.lnlstm import _F, _I, _J, _O  # gate rows, TF order i, j, f, o (j = candidate)
 from liftbench.fast.matmul import matmul
+from liftbench.models.lnlstm import _F, _I, _J, _O  # gate rows, TF order i, j, f, o (j = candidate)
 
 # Dropout sites: index into dim 1 of the (K, 5, T, B, H) mask tensor (same as seq2seq.py).
 _ENC_IN, _ENC_G, _DEC_IN, _DEC_G, _DEC_OUT = range(5)

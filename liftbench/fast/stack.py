@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from liftbench.errors import ConfigError
 from liftbench.data.normalize import NormStats
+from liftbench.errors import ConfigError
+from liftbench.fast.base import active_speed_path
 from liftbench.models.base import Lifter
 
 _DROPOUT_STREAM = 0xD7  # spawn key: the dropout stream of a seed is independent of its data-order stream
@@ -171,8 +172,6 @@ class FunctionalStack(ModuleStack):
 def stack_class(model: Lifter | type[Lifter]) -> type[ModuleStack]:
     """The stacked implementation of a lifter (its speed path's ``stack``; ``FunctionalStack`` when it has
     none or inside ``liftbench.fast.disabled()``)."""
-    from liftbench.fast import active_speed_path
-
     return active_speed_path(model).stack or FunctionalStack
 
 

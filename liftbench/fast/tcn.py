@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from liftbench.fast import SpeedPath
+from liftbench.fast.base import SpeedPath
 from liftbench.models.tcn import TemporalConvLifter
 
 

@@ -2,6 +2,7 @@
 ``liftbench.models`` entry-point group. Adding a lifter means adding one file here (and one
 import line below) or shipping it in your own package with an entry point."""
 
+from liftbench.models import mlp, seq2seq, tcn  # noqa: F401,E402  (registration side effect)
 from liftbench.models.base import (  # noqa: F401
     LIFTERS,
     Contract,
@@ -12,4 +13,3 @@ from liftbench.models.base import (  # noqa: F401
     list_lifters,
     trainable_parameters,
 )
-from liftbench.models import mlp, seq2seq, tcn  # noqa: F401,E402  (registration side effect)

@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM, SMOOTHNESS_JOINT_WEIGHTS
-from liftbench.errors import ConfigError
 from liftbench.data.windows import WindowSpec
+from liftbench.errors import ConfigError
 from liftbench.models.base import LIFTERS, Contract, Lifter, NormStats
 from liftbench.models.lnlstm import LNLSTMCell, State
 

@@ -1,0 +1,3 @@
+"""Real-world input: detector keypoint files (``keypoints``: layouts and the mapping to the 17
+Human3.6M joints; ``readers``: the file formats), ``predict`` (lift them with a trained run),
+``score`` (score predictions made elsewhere) and ``show`` (render poses). Imports only the core."""

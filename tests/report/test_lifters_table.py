@@ -1,0 +1,82 @@
+"""The lifters comparison (``liftbench run lifters`` and any multi-lifter suite): values equal the suite's
+own rows and run files, causal and centred rankings are labelled, and the report/plot are written."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liftbench.report.lifters import lifter_table, ranking_note
+
+
+@pytest.fixture(scope="module")
+def lifters_suite(tmp_path_factory):
+    import fixtures.tiny  # noqa: F401  (registers the 'tiny' dataset in this process)
+
+    from liftbench.runner.suite import run_suite, suite_dir
+    from liftbench.suites import expand, load_suite
+
+    tmp = tmp_path_factory.mktemp("lifters")
+    path = tmp / "mini_lifters.toml"
+    path.write_text(textwrap.dedent('''
+        name = "minilifters"
+        version = 1
+        description = "tiny lifters comparison"
+        default_preset = "tiny"
+        test_noise = [0.0]
+        [[variants]]
+        name = "mlp"
+        model = "mlp"
+        [[variants]]
+        name = "tcn-centred"
+        model = "tcn"
+        params = { filter_widths = "3", channels = 8 }
+        [[variants]]
+        name = "tcn-causal"
+        model = "tcn"
+        params = { filter_widths = "3", channels = 8, causal = true }
+        [presets.tiny.all.train]
+        epochs = 1
+        [presets.tiny.all.data]
+        name = "tiny"
+        [presets.tiny.mlp.model]
+        hidden_size = 16
+    '''))
+    specs = expand(load_suite(path), "tiny", seeds=2)
+    directory = suite_dir(tmp, "minilifters", "tiny", "tiny")
+    rows, _, _ = run_suite(specs, tmp, directory, device="cpu")
+    return tmp, directory, rows
+
+
+def test_table_matches_rows_and_run_files(lifters_suite):
+    tmp, directory, rows = lifters_suite
+    table = lifter_table(rows, tmp / "runs").set_index("variant")
+    assert list(table.index) == ["mlp", "tcn-centred", "tcn-causal"]
+    assert table.loc["tcn-causal", "alignment"] == "causal" and table.loc["tcn-centred", "alignment"] == "centred"
+    assert table.loc["tcn-centred", "receptive_field"] == 3 and table.loc["mlp", "seeds"] == 2
+    # P1 = mean over the two seeds of each run's own action_mean row (independent re-computation)
+    sel = rows[(rows["variant"] == "tcn-causal") & (rows["metric"] == "mpjpe") & (rows["slice"] == "action_mean")]
+    assert table.loc["tcn-causal", "mpjpe"] == pytest.approx(float(sel["value"].astype(float).mean()))
+    run_id = sel["run_id"].iloc[0]
+    assert table.loc["tcn-causal", "parameters"] == json.loads((tmp / "runs" / run_id / "run.json").read_text())["trainable_parameters"]
+    assert table.loc["mlp", "inference_frames_per_s"] > 0 and table.loc["mlp", "train_s_per_epoch"] > 0
+    assert "Causal and centred" in ranking_note(lifter_table(rows, tmp / "runs"))
+
+
+def test_single_alignment_needs_no_note():
+    table = pd.DataFrame({"alignment": ["frame", "causal"]})
+    assert ranking_note(table) == ""
+
+
+def test_report_shows_the_comparison_and_plot(lifters_suite, run_cli):
+    _, directory, _ = lifters_suite
+    code, out, err = run_cli("report", directory)
+    assert code == 0, err
+    md = (directory / "report.md").read_text()
+    assert "Lifters side by side" in md and "Causal and centred lifters are ranked together" in md
+    assert (directory / "plots" / "lifters_p1_vs_speed.png").stat().st_size > 1000
+    assert np.isfinite(lifter_table(pd.read_csv(directory / "results.csv"), directory.parent / "runs")["p_mpjpe"]).all()
