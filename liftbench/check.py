@@ -6,6 +6,9 @@ Rows are matched on ``MATCH_KEYS``. Tolerances are per metric, in the grammar ``
 value gets a verdict (same / better / worse / missing / extra / not-comparable / new-failure /
 fixed) and the exit code is decided only after all of them: 0 all within tolerance, 1 any value worse
 or a new failure, 2 rows missing/extra/unmatched or a malformed file.
+
+Keys come from files: control characters and newlines in them are escaped (``values.printable``) before
+they reach a verdict, so a crafted key cannot print a line of its own (a fake ``PASS:``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,25 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from liftbench.errors import ConfigError, DataError, one_line
+from liftbench.errors import ConfigError, DataError
 from liftbench.results import read_rows, write_rows
+from liftbench.values import CONFIG_MAX_BYTES, load_toml_capped, printable
 
-MATCH_KEYS: tuple[str, ...] = ("model", "variant", "seed", "dataset", "keypoints", "train_noise", "test_noise",
-                               "seq_len", "metric", "slice_type", "slice")
+# ``train_keypoints``: a file older than that column gets it from ``keypoints`` (``results.read_rows``), so an
+# old reference still compares with new results; the same for ``convention`` (empty or absent: liftbench's).
+# A value under another evaluation convention is another value, never "the same" one.
+MATCH_KEYS: tuple[str, ...] = ("model", "variant", "seed", "dataset", "keypoints", "train_keypoints", "train_noise",
+                               "test_noise", "seq_len", "convention", "metric", "slice_type", "slice")
 DEFAULT_TOLERANCE = "0.5mm"
-_TOL_RE = re.compile(r"^\s*(?:(?P<metric>[a-z0-9_]+)\s*:\s*)?(?P<value>[0-9]*\.?[0-9]+(?:e-?\d+)?)\s*(?P<unit>mm|%|abs)?\s*$")
+_TOL_RE = re.compile(r"^\s*(?:(?P<metric>[a-z0-9_]+)\s*:\s*)?(?P<value>[0-9]*\.?[0-9]+(?:e-?\d+)?)\s*"
+                     r"(?P<unit>mm|%|abs)?\s*$")
+_KEY_CHARS = 1 << 20  # escape keys whole (no '...' cut), so that two different keys never print alike
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,8 @@ def parse_tolerance(text: str) -> tuple[str | None, Tolerance]:
     """'mpjpe:0.5mm' -> ('mpjpe', 0.5 absolute); '2%' -> (None, 2 % relative)."""
     m = _TOL_RE.match(str(text))
     if not m or not math.isfinite(float(m.group("value"))):  # the grammar has no sign; 1e999 is inf
-        raise ConfigError(f"Could not parse tolerance '{text}': use METRIC:VALUEmm (absolute) or METRIC:VALUE% (relative) "
-                          "with a finite VALUE >= 0, e.g. mpjpe:0.5mm or p_mpjpe:2%.")
+        raise ConfigError(f"Could not parse tolerance '{printable(text)}': use METRIC:VALUEmm (absolute) or "
+                          "METRIC:VALUE% (relative) with a finite VALUE >= 0, e.g. mpjpe:0.5mm or p_mpjpe:2%.")
     return m.group("metric"), Tolerance(float(m.group("value")), m.group("unit") == "%")
 
 
@@ -55,7 +63,7 @@ def _check_tolerance_option(value: float | None, option: str) -> None:
     """NaN would compare False and silently pass everything; a negative limit fails everything."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                               or not math.isfinite(value) or value < 0):
-        raise ConfigError(f"{option} must be a finite number >= 0, got {value!r}.")
+        raise ConfigError(f"{option} must be a finite number >= 0, got {printable(value)}.")
 
 
 @dataclass
@@ -67,7 +75,8 @@ class Tolerances:
         return self.per_metric.get(metric, self.default)
 
     def update(self, specs: list[str] | dict[str, str]) -> None:
-        items = [f"{k}:{v}" if k != "default" else str(v) for k, v in specs.items()] if isinstance(specs, dict) else specs
+        items = ([f"{k}:{v}" if k != "default" else str(v) for k, v in specs.items()] if isinstance(specs, dict)
+                 else specs)
         for spec in items:
             metric, tol = parse_tolerance(spec)
             if metric is None or metric == "default":
@@ -77,16 +86,10 @@ class Tolerances:
 
 
 def _read_sidecar(sidecar: Path) -> dict[str, object]:
-    """The ``[tolerances]`` table of a reference's sidecar; unreadable, binary or non-TOML is one DataError."""
-    try:
-        doc = tomllib.loads(sidecar.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{sidecar} is not UTF-8 text (binary content?); a tolerance sidecar is TOML: "
-                        "[tolerances] mpjpe = \"0.5mm\".") from exc
-    except OSError as exc:
-        raise DataError(f"{sidecar} cannot be read ({exc.strerror or exc}).") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{sidecar} is not valid TOML: {one_line(exc)}.") from exc
+    """The ``[tolerances]`` table of a reference's sidecar; not a regular file, oversized, binary, too deeply
+    nested or non-TOML is one DataError."""
+    doc = load_toml_capped(sidecar, 'a tolerance sidecar: TOML with [tolerances] mpjpe = "0.5mm"', CONFIG_MAX_BYTES,
+                           error=DataError)
     table = doc.get("tolerances", {})
     if not isinstance(table, dict):
         raise DataError(f"{sidecar}: [tolerances] must be a table of metric = \"VALUEmm\" or \"VALUE%\".")
@@ -126,15 +129,16 @@ class Verdict:
 
     def label(self) -> str:
         k = self.key
-        return f"{k['model']}/{k['variant']}/seed{k['seed']}/{k['dataset']}/noise{k['test_noise']}/T{k['seq_len']}/{k['metric']}/{k['slice']}"
+        return (f"{k['model']}/{k['variant']}/seed{k['seed']}/{k['dataset']}/noise{k['test_noise']}/T{k['seq_len']}/"
+                f"{k['metric']}/{k['slice']}")
 
 
 _OK_STATUS = ("ok", "")  # a results file without a status column holds ok rows
 
 
 def _label(row: pd.Series) -> str:
-    return "/".join(str(row[k]) for k in ("model", "variant", "seed", "dataset", "test_noise", "seq_len", "metric",
-                                          "slice"))
+    keys = ("model", "variant", "seed", "dataset", "test_noise", "seq_len", "metric", "slice")
+    return "/".join(printable(str(row[k])) for k in keys)
 
 
 def _raw_value(path: Path, position: int) -> str:
@@ -159,23 +163,26 @@ def _keyed(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if unknown.any():
         line = int(df.index[unknown][0]) + 2  # CSV line: header is line 1
         raise DataError(f"{path}: row {_label(df.loc[df.index[unknown][0]])} (line {line}) has status "
-                        f"'{status[unknown].iloc[0]}'; use ok or error.")
+                        f"'{printable(status[unknown].iloc[0])}'; use ok or error.")
     bad = status.isin(_OK_STATUS) & ~np.isfinite(pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=float))
     if bad.any():
         first = df.index[bad][0]
         raw = _raw_value(path, int(first))
-        raise DataError(f"{path}: row {_label(df.loc[first])} (line {int(first) + 2}) has value '{raw}', "
+        raise DataError(f"{path}: row {_label(df.loc[first])} (line {int(first) + 2}) has value '{printable(raw)}', "
                         f"not a finite number ({int(bad.sum())} such row(s)); an ok row needs one: fix the file or "
                         "regenerate it.")
     dup = df.duplicated(list(MATCH_KEYS), keep=False)
     if dup.any():
         row = df[dup].iloc[0]
-        raise DataError(f"{path}: {int(dup.sum())} rows share the same key (e.g. {row['model']}/{row['variant']}/"
-                        f"{row['metric']}/{row['slice']}); each value must appear once.")
+        raise DataError(f"{path}: {int(dup.sum())} rows share the same key (e.g. {_label(row)}); each value must "
+                        "appear once.")
+    for k in MATCH_KEYS:  # keys are printed: escape newlines and control characters (reversibly, never cut)
+        df[k] = df[k].map(lambda text: printable(text, _KEY_CHARS))
     return df.set_index(list(MATCH_KEYS))
 
 
-def compare(results: Path, reference: Path, tolerances: Tolerances, higher_is_better: dict[str, bool] | None = None) -> list[Verdict]:
+def compare(results: Path, reference: Path, tolerances: Tolerances,
+            higher_is_better: dict[str, bool] | None = None) -> list[Verdict]:
     cur = _keyed(read_rows(results), Path(results))
     ref = _keyed(read_rows(reference), Path(reference))
     verdicts = []

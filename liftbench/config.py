@@ -26,8 +26,9 @@ from typing import Any
 
 from liftbench.errors import ConfigError
 from liftbench.models import LIFTERS
-from liftbench.models.base import build_config, config_fields
+from liftbench.models.base import build_config, coerce_field, config_fields
 from liftbench.models.size import check_model_size
+from liftbench.values import CONFIG_MAX_BYTES, INT64_MAX, load_toml_capped, nesting_depth, printable
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,13 @@ class TrainConfig:
     lr_decay: float | None = None  # lr * lr_decay ** (step / lr_decay_steps), or ** epoch (lr_decay_every)
     lr_decay_steps: int | None = None
     lr_decay_every: str | None = None  # "step" (continuous, TF exponential_decay) | "epoch" (VideoPose3D)
-    optimizer: str | None = None  # "adam" | "amsgrad"
+    optimizer: str | None = None  # "adam" | "amsgrad" | "adamw"
+    weight_decay: float | None = None  # AdamW's decoupled weight decay (MotionBERT 0.01, MixSTE 0.1)
     bn_momentum_start: float | None = None  # > 0: BatchNorm momentum of epoch e = start * (end/start)^(e/E)
     bn_momentum_end: float | None = None
-    flip_augment: bool | None = None  # every training window also seen mirrored (left/right swapped)
+    flip_augment: bool | None = None  # mirrored training windows (left/right swapped), as flip_mode says
+    flip_mode: str | None = None  # "copy": every window also seen mirrored (VideoPose3D, MixSTE); "random": each
+    #                               window mirrored with probability 1/2, drawn per step from the seed (MotionBERT)
     seed: int = 0
     max_windows_per_epoch: int = 0  # 0 = every training window each epoch; >0 = a seeded random subset
     checkpoint_every_s: float = 300.0  # mid-epoch checkpoints for long epochs (wall-clock, resume-exact)
@@ -62,16 +66,23 @@ class TrainConfig:
             raise ConfigError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}.")
         if (self.lr_decay_steps is not None and self.lr_decay_steps <= 0) or self.max_windows_per_epoch < 0:
             raise ConfigError("train.lr_decay_steps must be > 0 and train.max_windows_per_epoch >= 0.")
-        for name, allowed in (("lr_decay_every", LR_DECAY_EVERY), ("optimizer", OPTIMIZERS)):
+        for name, allowed in (("lr_decay_every", LR_DECAY_EVERY), ("optimizer", OPTIMIZERS), ("flip_mode", FLIP_MODES)):
             value = getattr(self, name)
             if value is not None and value not in allowed:
                 raise ConfigError(f"train.{name} must be one of {', '.join(allowed)}, got '{value}'.")
         for name in ("bn_momentum_start", "bn_momentum_end"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigError(f"train.{name} is a BatchNorm momentum in [0, 1] (0 = the lifter's own), got {value}.")
+                raise ConfigError(f"train.{name} is a BatchNorm momentum in [0, 1] (0 = the lifter's own), "
+                                  f"got {value}.")
         if (self.bn_momentum_start or 0.0) > 0.0 and not (self.bn_momentum_end or 0.0) > 0.0:
-            raise ConfigError("train.bn_momentum_start > 0 needs train.bn_momentum_end > 0 (the last epoch's momentum).")
+            raise ConfigError("train.bn_momentum_start > 0 needs train.bn_momentum_end > 0 (the last epoch's "
+                              "momentum).")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.weight_decay and self.optimizer not in (None, "adamw"):
+            raise ConfigError(f"train.weight_decay applies to optimizer=adamw only, not {self.optimizer}; set "
+                              "train.optimizer=adamw or drop train.weight_decay.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
         if self.checkpoint_every_s <= 0:
@@ -86,14 +97,16 @@ class TrainConfig:
 
 
 LR_DECAY_EVERY = ("step", "epoch")
-OPTIMIZERS = ("adam", "amsgrad")
+OPTIMIZERS = ("adam", "amsgrad", "adamw")
+FLIP_MODES = ("copy", "random")
 # Recipe keys a lifter's ``train_defaults`` may set; unset keys fall back to the reference schedule.
 RECIPE_FALLBACKS: dict[str, Any] = {"lr_decay": 0.96, "lr_decay_steps": 100000, "lr_decay_every": "step",
                                     "optimizer": "adam", "bn_momentum_start": 0.0, "bn_momentum_end": 0.0,
-                                    "flip_augment": False}
+                                    "flip_augment": False, "weight_decay": 0.0, "flip_mode": "copy"}
 # Keys added after runs already existed: hashed only when they differ from the fallback, so adding a
 # recipe option never renames (and retrains) the runs that do not use it.
-_LATER_RECIPE_KEYS = ("lr_decay_every", "optimizer", "bn_momentum_start", "bn_momentum_end", "flip_augment")
+_LATER_RECIPE_KEYS = ("lr_decay_every", "optimizer", "bn_momentum_start", "bn_momentum_end", "flip_augment",
+                      "weight_decay", "flip_mode")
 PRECISIONS = ("fp32", "tf32", "bf16")
 MAX_SEED = 2**63
 # Train keys that do not change a single number (how often to checkpoint): not part of a run's identity.
@@ -101,17 +114,35 @@ NON_NUMERIC_TRAIN_KEYS = ("checkpoint_every_s",)
 
 
 def identity_dict(config: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config dict without the keys that cannot change results (for hashing and resume checks)."""
+    """A resolved config dict without the keys that cannot change results (for hashing and resume checks).
+
+    ``data.test_subset`` is hashed only when < 1 (added later: whole-test runs keep their ids). A run with
+    ``data.subset`` < 1 is marked as subsetting its training data only: before, the subset truncated the test
+    videos too, so such runs get new ids rather than reuse rows scored on a truncated test set."""
     train = {k: v for k, v in config.get("train", {}).items()
              if k not in NON_NUMERIC_TRAIN_KEYS and not (k in _LATER_RECIPE_KEYS and v == RECIPE_FALLBACKS[k])}
-    return {**config, "train": train}
+    data = {k: v for k, v in config.get("data", {}).items() if not (k == "test_subset" and v == 1.0)}
+    if float(data.get("subset", 1.0)) < 1.0:
+        data["subset_scope"] = "train"
+    model = dict(config.get("model", {}))
+    name = model.get("name")
+    if isinstance(name, str) and name in LIFTERS:  # keys a lifter added later: hashed only off their default
+        cls = LIFTERS.get(name)
+        defaults = cls.Config()
+        for key in cls.later_config_keys:
+            if key in model and model[key] == getattr(defaults, key):
+                del model[key]
+    return {**config, "train": train, **({"data": data} if "data" in config else {}),
+            **({"model": model} if "model" in config else {})}
 
 
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "mocap-mini"
     keypoints: str = ""  # '' = the dataset's default 2D source ('gt')
-    subset: float = 1.0  # keep the first fraction of every sequence (quick runs)
+    subset: float = 1.0  # keep the first fraction of every TRAINING sequence (quick runs); the test split stays whole
+    test_subset: float = 1.0  # < 1: score only the first fraction of every test video (rows then say n_frames <
+    #                           n_frames_expected and are not comparable with full-test-set numbers)
     train_subjects: tuple[str, ...] = ()  # () = the dataset's default split
     test_subjects: tuple[str, ...] = ()
     train_noise: float = 0.0  # sigma (px) of Gaussian noise added to the training 2D input
@@ -120,6 +151,8 @@ class DataConfig:
         check_finite("data", self)
         if not 0.0 < self.subset <= 1.0:
             raise ConfigError(f"data.subset must be in (0, 1], got {self.subset}.")
+        if not 0.0 < self.test_subset <= 1.0:
+            raise ConfigError(f"data.test_subset must be in (0, 1], got {self.test_subset}.")
         if self.train_noise < 0:
             raise ConfigError(f"data.train_noise must be >= 0 pixels, got {self.train_noise}.")
 
@@ -151,7 +184,8 @@ class ExperimentConfig:
     def resolved_train(self) -> TrainConfig:
         """TrainConfig with the lifter's paper defaults filled in for unset fields."""
         defaults = {**RECIPE_FALLBACKS, **LIFTERS.get(self.model).train_defaults}
-        resolved = dataclasses.replace(self.train, **{k: defaults[k] for k in (*RECIPE_FALLBACKS, "lr", "batch_size", "epochs")
+        keys = (*RECIPE_FALLBACKS, "lr", "batch_size", "epochs")
+        resolved = dataclasses.replace(self.train, **{k: defaults[k] for k in keys
                                                       if getattr(self.train, k) is None and k in defaults})
         resolved.validate()
         return resolved
@@ -178,12 +212,25 @@ class ExperimentConfig:
         return {k: self.model_params[k] for k in cls.toggles}
 
 
+MAX_SET_VALUE = 10_000  # characters of one --set value
+
+
 def parse_value(text: str) -> Any:
-    """Parse a ``--set`` value as a TOML value (numbers, booleans, strings, arrays); bare words are strings."""
+    """Parse a ``--set`` value as a TOML value (numbers, booleans, strings, arrays); bare words are strings.
+    A value Python cannot hold (a 100,000-digit number, arrays nested 1,000 deep) is one ``ConfigError``."""
+    if len(text) > MAX_SET_VALUE:
+        raise ConfigError(f"--set value {printable(text, 30)} is {len(text)} characters long (at most "
+                          f"{MAX_SET_VALUE}); pass a shorter value.")
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except (ValueError, RecursionError) as exc:  # int() digit limit, recursion in tomllib
+        raise ConfigError(f"--set value {printable(text, 30)} cannot be read ({type(exc).__name__}); pass a "
+                          "plain number, true/false, a string or a short list.") from exc
+    if nesting_depth(value, 4) > 4:
+        raise ConfigError(f"--set value {printable(text, 30)} is nested too deeply; pass a flat list.")
+    return value
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -199,13 +246,9 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist; pass an existing TOML file to --config.")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from exc
+    """A run config file: a regular file of at most ``CONFIG_MAX_BYTES``, UTF-8, valid TOML nested at most
+    ``TOML_MAX_DEPTH`` deep; anything else is one ``ConfigError`` naming it."""
+    return load_toml_capped(path, "an existing TOML file to --config", CONFIG_MAX_BYTES)
 
 
 def _valid_keys(model: str) -> dict[str, set[str]]:
@@ -220,12 +263,12 @@ def _route(key: str, model: str, where: str) -> tuple[str, str]:
         section, name = key.split(".", 1)
         if section not in valid or name not in valid[section]:
             listing = "; ".join(f"{s}: {', '.join(sorted(v))}" for s, v in valid.items())
-            raise ConfigError(f"{where}: unknown key '{key}'. Valid keys — {listing}.")
+            raise ConfigError(f"{where}: unknown key '{printable(key)}'. Valid keys — {listing}.")
         return section, name
     owners = [s for s, names in valid.items() if key in names]
     if not owners:
         listing = "; ".join(f"{s}: {', '.join(sorted(v))}" for s, v in valid.items())
-        raise ConfigError(f"{where}: unknown key '{key}'. Valid keys — {listing}.")
+        raise ConfigError(f"{where}: unknown key '{printable(key)}'. Valid keys — {listing}.")
     if len(owners) > 1:
         raise ConfigError(f"{where}: key '{key}' is ambiguous ({', '.join(owners)}); write it as "
                           f"{' or '.join(f'{o}.{key}' for o in owners)}.")
@@ -239,20 +282,20 @@ def _coerce(section_cls: type, name: str, value: Any, where: str) -> Any:
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: '{name}' must be a list of names, got {value!r}.")
+            raise ConfigError(f"{where}: '{name}' must be a list of names, got {printable(value)}.")
         return tuple(value)
     if kind.startswith("float") or kind == "float | None":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: '{name}' must be a number, got {value!r}.")
+            raise ConfigError(f"{where}: '{name}' must be a number, got {printable(value)}.")
         return float(value)
     if kind.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: '{name}' must be an integer, got {value!r}.")
+            raise ConfigError(f"{where}: '{name}' must be an integer, got {printable(value)}.")
         return value
     if kind.startswith("str") and not isinstance(value, str):
-        raise ConfigError(f"{where}: '{name}' must be a string, got {value!r}.")
+        raise ConfigError(f"{where}: '{name}' must be a string, got {printable(value)}.")
     if kind.startswith("bool") and not isinstance(value, bool):
-        raise ConfigError(f"{where}: '{name}' must be true or false, got {value!r}.")
+        raise ConfigError(f"{where}: '{name}' must be true or false, got {printable(value)}.")
     return value
 
 
@@ -272,46 +315,67 @@ def resolve_config(model: str | None = None, config_file: str | Path | None = No
     for where, layer in layers:
         unknown = sorted(set(layer) - set(SECTIONS))
         if unknown:
-            raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(SECTIONS)}.")
+            raise ConfigError(f"{where}: unknown section(s) {', '.join(map(printable, unknown))}; valid sections: "
+                              f"{', '.join(SECTIONS)}.")
         for section, body in layer.items():
             if not isinstance(body, dict):
-                raise ConfigError(f"{where}: '{section}' must be a table, got {section} = {body!r}; write a "
+                raise ConfigError(f"{where}: '{section}' must be a table, got {section} = {printable(body)}; write a "
                                   f"[{section}] section with key = value lines under it"
                                   + (' (e.g. [model] then name = "...")' if section == "model" else "") + ".")
         file_model = layer.get("model", {}).get("name", file_model)
         if file_model is not None and not isinstance(file_model, str):
-            raise ConfigError(f"{where}: [model] name must be a lifter name (a string), got {file_model!r}.")
+            raise ConfigError(f"{where}: [model] name must be a lifter name (a string), got {printable(file_model)}.")
     model_name = model or file_model
     if not model_name:
-        raise ConfigError("No model given: name one (e.g. `liftbench train seq2seq`) or set [model] name in the TOML file.")
+        raise ConfigError("No model given: name one (e.g. `liftbench train seq2seq`) or set [model] name in the "
+                          "TOML file.")
     model_name = LIFTERS.canonical(model_name)
 
     values: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
+    origin: dict[str, str] = {}  # key -> the file or option that set it last (named in range errors below)
+    lifter_cls = LIFTERS.get(model_name)
     for where, layer in layers:
         for section in SECTIONS:
             for key, value in layer.get(section, {}).items():
                 if section == "model" and key == "name":
                     continue
                 sec, name = _route(f"{section}.{key}", model_name, where)
-                values[sec][name] = _finite(value, f"{where}: '{section}.{key}'")
+                values[sec][name] = _checked_type(sec, name, _finite(value, f"{where}: '{section}.{key}'"),
+                                                  lifter_cls, f"{where}: [{sec}]")
+                origin[name] = where
     for where, layer in (("option", options or {}), ("--set", overrides or {})):
         for key, value in layer.items():
             if value is None:
                 continue
             sec, name = _route(key, model_name, where)
-            values[sec][name] = _finite(value, f"{where} {key}")
+            values[sec][name] = _checked_type(sec, name, _finite(value, f"{where} {key}"), lifter_cls, where)
+            origin[name] = where
 
-    lifter_cls = LIFTERS.get(model_name)
-    lifter_cfg = build_config(lifter_cls.Config, values["model"], where=f"model '{model_name}'")
-    check_finite("model", lifter_cfg)
-    check_model_size(model_name, lifter_cfg)
-    sections = {}
-    for sec, cls in _SECTION_CLASSES.items():
-        coerced = {k: _coerce(cls, k, v, f"[{sec}]") for k, v in values[sec].items()}
-        obj = cls(**coerced)
-        obj.validate()
-        sections[sec] = obj
+    try:
+        lifter_cfg = build_config(lifter_cls.Config, values["model"], where=f"model '{model_name}'")
+        check_finite("model", lifter_cfg)
+        check_model_size(model_name, lifter_cfg)
+        sections = {}
+        for sec, cls in _SECTION_CLASSES.items():
+            coerced = {k: _coerce(cls, k, v, f"[{sec}]") for k, v in values[sec].items()}
+            obj = cls(**coerced)
+            obj.validate()
+            sections[sec] = obj
+    except ConfigError as exc:  # a value out of range: say which file or option set it
+        sources = [where for key, where in origin.items() if key in str(exc) and where not in str(exc)]
+        if not sources:
+            raise
+        raise ConfigError(f"{sources[-1]}: {exc}") from exc
     return ExperimentConfig(model_name, dataclasses.asdict(lifter_cfg), sections["train"], sections["data"])
+
+
+def _checked_type(sec: str, name: str, value: Any, lifter_cls: type, where: str) -> Any:
+    """Refuse a value of the wrong type where it is given (the file or option), not after merging."""
+    if sec == "model":
+        coerce_field(lifter_cls.Config, name, value, where)
+    else:
+        _coerce(_SECTION_CLASSES[sec], name, value, where)
+    return value
 
 
 def config_from_dict(d: dict[str, Any], where: str = "saved config") -> ExperimentConfig:
@@ -328,9 +392,15 @@ def config_from_dict(d: dict[str, Any], where: str = "saved config") -> Experime
 
 
 def _finite(value: Any, where: str) -> Any:
-    """TOML and ``--set`` accept nan and inf: refuse them where they are given, before any work."""
+    """TOML and ``--set`` accept nan, inf and integers of any size: refuse them where they are given, before
+    any work (an integer beyond int64 overflows every float or tensor it reaches). Lists are checked item by item."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} must be a finite number, got {value}.")
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX <= value <= INT64_MAX:
+        raise ConfigError(f"{where} must be a number that fits in 64 bits, got {printable(value)}.")
+    if isinstance(value, list):
+        for item in value:
+            _finite(item, where)
     return value
 
 
@@ -360,7 +430,9 @@ def recipe_differences(cfg: Any) -> list[str]:
     if cfg.data.name != PAPER_DATASET:
         diffs.append(f"data {cfg.data.name}, not Human3.6M")
     if cfg.data.subset < 1.0:
-        diffs.append(f"subset {cfg.data.subset:g} of the data")
+        diffs.append(f"subset {cfg.data.subset:g} of the training data")
+    if cfg.data.test_subset < 1.0:
+        diffs.append(f"test subset {cfg.data.test_subset:g} (first frames of every test video only)")
     cls = LIFTERS.get(cfg.model)
     defaults = cls.Config()
     for key, value in cfg.model_params.items():

@@ -22,13 +22,16 @@ import torch
 
 from liftbench import metrics as M
 from liftbench._files import write_bytes_atomic
+from liftbench.conventions import apply_convention, convention_weights
 from liftbench.data.dataset import Sequence
-from liftbench.data.normalize import outputs_to_poses
-from liftbench.data.skeleton import JOINT_NAMES, action_group, root_centre
+from liftbench.data.normalize import outputs_to_poses, scored_targets
+from liftbench.data.safe.npz import load_members
+from liftbench.data.skeleton import JOINT_NAMES, action_group
 from liftbench.data.windows import build_table, window_index
 from liftbench.errors import CoverageError, DataError
 from liftbench.fast import predict_frames
 from liftbench.models.base import Lifter, NormStats
+from liftbench.values import float32_safe, id_array
 
 
 def _reported_metrics() -> dict[str, dict]:
@@ -77,12 +80,26 @@ class Predictions:
 
     @classmethod
     def load(cls, path) -> Predictions:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return cls(z["subject"], z["action"], z["camera"], z["frame"], z["pred"], z["target"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path} is not a liftbench predictions.npz ({exc}); re-run evaluate "
-                            "with --save-predictions.") from exc
+        """A predictions.npz written by ``save``, through the one safe reader (memory-bounded, no pickle);
+        members checked for shape, dtype and finiteness like any value read from a file."""
+        z = load_members(path)
+        fix = "re-run evaluate with --save-predictions"
+        missing = [k for k in ("subject", "action", "camera", "frame", "pred", "target") if k not in z]
+        if missing:
+            raise DataError(f"{path} is not a liftbench predictions.npz (no {', '.join(missing)}); {fix}.")
+        pred = float32_safe(z["pred"], f"{path} member 'pred'", shape=(None, 17, 3))
+        n = len(pred)
+        target = float32_safe(z["target"], f"{path} member 'target'", shape=(n, 17, 3))
+        frame = id_array(z["frame"], f"{path} member 'frame'", shape=(n,))
+        camera = id_array(z["camera"], f"{path} member 'camera'", shape=(n,))
+        names = []
+        for key in ("subject", "action"):
+            value = np.asarray(z[key])
+            if value.dtype.kind not in "US" or value.shape != (n,):
+                raise DataError(f"{path} member '{key}' must be {n} names (text), got {value.dtype} {value.shape}; "
+                                f"{fix}.")
+            names.append(value.astype(str))
+        return cls(names[0], names[1], camera, frame, pred, target)
 
     def segments(self) -> list[slice]:
         """Contiguous row ranges of one (subject, action, camera) video each."""
@@ -95,26 +112,35 @@ class Predictions:
 
 @torch.no_grad()
 def predict_sequences(model: Lifter, stats: NormStats, sequences: list[Sequence], device: torch.device,
-                      batch_size: int = 2048) -> Predictions:
+                      batch_size: int = 2048, ground_truth: bool = True) -> Predictions:
     """Aligned predictions for every frame of ``sequences``, in the representation and window the
-    model's contract declares (no per-frame Python loop); poses decoded to 17 joints in mm."""
+    model's contract declares (no per-frame Python loop); poses decoded to 17 joints in mm.
+    ``ground_truth=False``: the sequences' 3D is a placeholder (``predict``): targets are zero and a lifter
+    whose scale comes from the ground truth (image-plane 2.5D) keeps its nominal, training-split scale."""
     if not sequences:
         raise DataError("The test split is empty: check test_subjects and the dataset (liftbench data info).")
     contract = model.contract
     rep = contract.representation
     model.eval().to(device)
-    table = build_table(sequences, stats, rep)
+    table = build_table(sequences, stats, rep, ground_truth=ground_truth)
     index = torch.from_numpy(window_index(table, contract.window)).to(device)  # (F, T)
     inputs = torch.from_numpy(table.inputs).to(device)  # (F, D_in)
     stats_dev = stats.to(device)
     segments = [(int(a), int(n)) for a, n in zip(table.starts, table.lengths)]
     # the lifter's speed path (liftbench.fast) where it has one, else its own predict_frames
-    out = stats_dev.unnormalize_output(predict_frames(model, inputs, index, batch_size, segments)).float()  # (F, D_out) mm
-    if out.shape != (table.n_frames, rep.output_dim):
-        raise DataError(f"{type(model).__name__}.predict_frames returned shape {tuple(out.shape)}, expected "
+    encoded = predict_frames(model, inputs, index, batch_size, segments)  # (F, D_out)
+    if encoded.shape != (table.n_frames, rep.output_dim):
+        raise DataError(f"{type(model).__name__}.predict_frames returned shape {tuple(encoded.shape)}, expected "
                         f"({table.n_frames}, {rep.output_dim}); this is a bug in the lifter, not in your data.")
-    pred = outputs_to_poses(out.cpu().numpy().astype(np.float64), rep).astype(np.float32)  # (F, 17, 3)
-    target = np.concatenate([root_centre(s.joints_3d.astype(np.float64)) for s in sequences]).astype(np.float32)
+    if table.out_scale is not None:  # a per-frame scale (image-plane 2.5D: from the ground-truth root depth)
+        out = encoded.double().cpu().numpy() * table.out_scale[:, None]  # (F, D_out) mm; zero-mean representation
+    else:
+        out = stats_dev.unnormalize_output(encoded).double().cpu().numpy()  # (F, D_out) mm
+    pred = outputs_to_poses(out, rep).astype(np.float32)  # (F, 17, 3)
+    if ground_truth:
+        target = np.concatenate([scored_targets(s, rep) for s in sequences]).astype(np.float32)  # (F, 17, 3)
+    else:
+        target = np.zeros_like(pred)
     seq_ids = table.sequence_ids()
     keys = table.keys
     return Predictions(
@@ -177,11 +203,13 @@ def temporal_metrics(preds: Predictions) -> dict[str, tuple[np.ndarray, np.ndarr
             values = fn(t) if meta.get("on_target") else fn(p) if meta["inputs"] == 1 else fn(p, t)
             out[name][0].append(meta["scale"] * values)
             out[name][1].append(rows[lag:])
-    return {m: (np.concatenate(v) if v else np.zeros(0), np.concatenate(r).astype(np.int64) if r else np.zeros(0, np.int64))
+    return {m: (np.concatenate(v) if v else np.zeros(0),
+                np.concatenate(r).astype(np.int64) if r else np.zeros(0, np.int64))
             for m, (v, r) in out.items()}
 
 
-def _aggregate(values: np.ndarray, groups: np.ndarray, videos: np.ndarray | None) -> list[tuple[str, str, str, float, int]]:
+def _aggregate(values: np.ndarray, groups: np.ndarray,
+               videos: np.ndarray | None) -> list[tuple[str, str, str, float, int]]:
     """(slice_type, slice, averaging, value, n) rows for one metric from per-frame values."""
     rows = []
     if len(values) == 0:
@@ -192,7 +220,8 @@ def _aggregate(values: np.ndarray, groups: np.ndarray, videos: np.ndarray | None
     group_means = sums / counts
     for name, mean, n in zip(names, group_means, counts):
         rows.append(("action", str(name), "frame-weighted within action group", float(mean), int(n)))
-    rows.append(("all", "action_mean", "unweighted mean over action groups", float(group_means.mean()), int(counts.sum())))
+    rows.append(("all", "action_mean", "unweighted mean over action groups", float(group_means.mean()),
+                 int(counts.sum())))
     rows.append(("all", "frame_mean", "mean over all frames", float(values.mean(dtype=np.float64)), len(values)))
     if videos is not None:
         vid_names, vid_inv = np.unique(videos, return_inverse=True)
@@ -211,7 +240,8 @@ def _aggregate(values: np.ndarray, groups: np.ndarray, videos: np.ndarray | None
 def score(preds: Predictions, video_mean: bool = False, per_joint: bool = True) -> list[dict]:
     """Aggregate every metric into tidy rows (metric, slice_type, slice, averaging, value, unit, n_frames)."""
     groups = np.array([action_group(a) for a in preds.action])
-    videos = np.char.add(np.char.add(np.char.add(preds.subject.astype(str), "|"), np.char.add(preds.action.astype(str), "|")),
+    videos = np.char.add(np.char.add(np.char.add(preds.subject.astype(str), "|"),
+                                     np.char.add(preds.action.astype(str), "|")),
                          preds.camera.astype(str)) if video_mean else None
     rows = []
     for metric, values in per_frame_metrics(preds).items():
@@ -220,7 +250,8 @@ def score(preds: Predictions, video_mean: bool = False, per_joint: bool = True) 
                          "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER[metric],
                          "n_frames": n})
     for metric, (values, at) in temporal_metrics(preds).items():
-        for slice_type, slc, averaging, value, n in _aggregate(values, groups[at], videos[at] if videos is not None else None):
+        per_video = videos[at] if videos is not None else None
+        for slice_type, slc, averaging, value, n in _aggregate(values, groups[at], per_video):
             rows.append({"metric": metric, "slice_type": slice_type, "slice": slc, "averaging": averaging,
                          "value": value, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER[metric],
                          "n_frames": n})
@@ -235,4 +266,41 @@ def score(preds: Predictions, video_mean: bool = False, per_joint: bool = True) 
                 rows.append({"metric": metric, "slice_type": "joint", "slice": joint,
                              "averaging": "unweighted mean over action groups", "value": value, "unit": "mm",
                              "higher_is_better": False, "n_frames": len(errors)})
+    return rows
+
+
+def score_convention(preds: Predictions, convention: str,
+                     lengths: dict[tuple[str, str, int], int] | None = None) -> list[dict]:
+    """Frame-metric rows as another codebase's evaluation scores the same predictions (``conventions``):
+    its per-frame weights (0 = not scored, 2 = counted twice) and prediction edits; within each action group
+    the weighted mean, ``action_mean`` the groups' unweighted mean, ``frame_mean`` the weighted mean over
+    frames. ``n_frames`` counts the distinct frames scored; each row carries ``convention`` and
+    ``n_counted`` (frames with their multiplicity). ``lengths``: each video's test-split length, for
+    predictions that do not cover every frame (``score --allow-partial``)."""
+    weights = convention_weights(convention, preds.subject, preds.action, preds.camera, preds.frame, lengths)  # (M,)
+    keep = weights > 0
+    scored = Predictions(preds.subject[keep], preds.action[keep], preds.camera[keep], preds.frame[keep],
+                         apply_convention(convention, preds.pred[keep]), preds.target[keep])
+    w = weights[keep]
+    groups = np.array([action_group(a) for a in scored.action])
+    rows = []
+    if not len(w):
+        return rows
+    names, inverse = np.unique(groups, return_inverse=True)
+    for metric, values in per_frame_metrics(scored).items():
+        sums = np.bincount(inverse, weights=values.astype(np.float64) * w)
+        totals = np.bincount(inverse, weights=w)
+        frames = np.bincount(inverse)
+        means = sums / totals
+        base = {"metric": metric, "unit": UNITS[metric], "higher_is_better": HIGHER_IS_BETTER[metric],
+                "convention": convention}
+        for name, mean, n, counted in zip(names, means, frames, totals):
+            rows.append({**base, "slice_type": "action", "slice": str(name), "value": float(mean), "n_frames": int(n),
+                         "n_counted": int(counted), "averaging": f"{convention}: weighted within action group"})
+        rows.append({**base, "slice_type": "all", "slice": "action_mean", "value": float(means.mean()),
+                     "n_frames": int(frames.sum()), "n_counted": int(w.sum()),
+                     "averaging": f"{convention}: unweighted mean over action groups"})
+        rows.append({**base, "slice_type": "all", "slice": "frame_mean",
+                     "value": float((values.astype(np.float64) * w).sum() / w.sum()), "n_frames": int(frames.sum()),
+                     "n_counted": int(w.sum()), "averaging": f"{convention}: weighted mean over frames"})
     return rows

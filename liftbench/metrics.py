@@ -86,8 +86,9 @@ def mpjpe(pred, target) -> np.ndarray:
     return per_joint_error(pred, target).mean(axis=1)  # (N,)
 
 
-def procrustes_align(pred, target) -> np.ndarray:
-    """Similarity-align every predicted frame onto its target: rotation, uniform scale, translation.
+def procrustes_align(pred, target, with_scale: bool = True) -> np.ndarray:
+    """Similarity-align every predicted frame onto its target: rotation, uniform scale, translation
+    (``with_scale=False``: rotation and translation only, a = 1, the rigid alignment of ``p_mpjpe_rigid``).
 
     Per frame, with X = target and Y = prediction (J x 3), both centred on their joint mean and
     divided by their Frobenius norms: A = X0ᵀ Y0 = U S Vᵀ and R = V Uᵀ. If det(R) < 0 the solution
@@ -119,7 +120,7 @@ def procrustes_align(pred, target) -> np.ndarray:
     s[:, -1] *= sign
     rot = v @ np.swapaxes(u, 1, 2)  # (N, 3, 3), now a proper rotation
     trace = s.sum(axis=1)  # (N,)
-    scale = np.where(norm_y > 0, trace * norm_x / safe_y, 0.0)  # (N,)
+    scale = np.where(norm_y > 0, trace * norm_x / safe_y, 0.0) if with_scale else np.ones(len(p))  # (N,)
     trans = mu_x - scale[:, None, None] * (mu_y @ rot)  # (N, 1, 3)
     return scale[:, None, None] * (p @ rot) + trans  # (N, J, 3)
 
@@ -138,6 +139,24 @@ def p_mpjpe(pred, target) -> np.ndarray:
     least-squares fit spreads the error over all joints and P-MPJPE ends up larger).
     """
     aligned = procrustes_align(pred, target)
+    return np.linalg.norm(aligned - np.asarray(target, dtype=np.float64), axis=-1).mean(axis=1)  # (N,)
+
+
+@METRICS.register("p_mpjpe_rigid", higher_is_better=False, unit="mm", protocol="P2-rigid", inputs=2, per="frame",
+                  description="Protocol #2 as Hossain & Little's released code computed it: MPJPE after per-frame "
+                              "rigid Procrustes (rotation and translation, no scale)")
+def p_mpjpe_rigid(pred, target) -> np.ndarray:
+    """Rigid P-MPJPE per frame (mm): Protocol #2 without the scale.
+
+    ``P-MPJPE-rigid_n = MPJPE(ŷ_n R_n + t_n, y_n)`` with R_n the optimal proper rotation (Kabsch, the
+    reflection excluded as in ``procrustes_align``) and t_n = μ_y - μ_ŷ R_n; no scale. Hossain & Little's
+    code as released with the paper (rayat137/Pose_3D ``08b1b4a``) aligned this way; the scale was added
+    later (``f53aef0``), so their printed P2 numbers are rigid while Martinez's, VideoPose3D's and Hossain's
+    corrected 44.09 mm are similarity (``p_mpjpe``). The RMS joint error after this fit is >= the one after
+    the similarity fit (a scale of 1 is one the similarity fit may choose); the mean (MPJPE) usually is too,
+    but the fits minimise squared errors, so not always. (N, J, 3) x2 -> (N,).
+    """
+    aligned = procrustes_align(pred, target, with_scale=False)
     return np.linalg.norm(aligned - np.asarray(target, dtype=np.float64), axis=-1).mean(axis=1)  # (N,)
 
 
@@ -213,7 +232,8 @@ def accel_error(pred, target) -> np.ndarray:
     return np.linalg.norm(np.diff(p - t, n=2, axis=0), axis=-1).mean(axis=1)  # (N-2,)
 
 
-@METRICS.register("jitter", higher_is_better=False, unit="mm/frame^2", protocol="jitter", inputs=1, of_target="jitter_gt",
+@METRICS.register("jitter", higher_is_better=False, unit="mm/frame^2", protocol="jitter", inputs=1,
+                  of_target="jitter_gt",
                   per="frame_triplet", description="mean per-joint norm of the second difference of one pose sequence")
 def jitter(pred) -> np.ndarray:
     """Jitter per interior frame (mm/frame²): ``(1/J) Σ_j ||x_{t+2,j} - 2x_{t+1,j} + x_{t,j}||_2``.

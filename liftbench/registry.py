@@ -43,7 +43,8 @@ class Registry(Generic[T]):
             for key in (name, *aliases):
                 owner = self._aliases.get(key, key if key in self._entries else None)
                 if owner is not None and self._entries[owner].target is not target:
-                    raise ValueError(f"{self.kind} name '{key}' is already registered to {self._entries[owner].target!r}")
+                    raise ValueError(f"{self.kind} name '{key}' is already registered to "
+                                     f"{self._entries[owner].target!r}")
             self._entries[name] = Entry(name, target, tuple(aliases), dict(meta))
             for alias in aliases:
                 self._aliases[alias] = name

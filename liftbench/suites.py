@@ -27,15 +27,15 @@ import itertools
 import math
 import numbers
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from liftbench.config import ExperimentConfig, resolve_config
-from liftbench.errors import ConfigError, UnknownNameError, one_line, unknown_name_message
+from liftbench.errors import ConfigError, UnknownNameError, unknown_name_message
 from liftbench.models import LIFTERS
 from liftbench.resources import shipped_path
+from liftbench.values import identifier, load_toml_capped, printable
 
 
 def shipped_suite_dir() -> Path:
@@ -93,21 +93,17 @@ MAX_SUITE_BYTES = 1_000_000
 
 
 def _read_suite_toml(path: Path) -> dict[str, Any]:
-    """The parsed file; unreadable, oversized, binary or non-TOML content is one ConfigError naming it."""
+    """The parsed file; not a regular file, oversized, binary, too deeply nested or non-TOML content is one
+    ConfigError naming it (``values.load_toml_capped``)."""
+    return load_toml_capped(path, "a suite: a short TOML file like configs/suites/ablation.toml", MAX_SUITE_BYTES)
+
+
+def _finite_real(value: Any) -> bool:
+    """A number that is finite as a float (an integer beyond float range is not: math.isfinite raises)."""
     try:
-        if path.stat().st_size > MAX_SUITE_BYTES:
-            raise ConfigError(f"Suite file {path} is larger than {MAX_SUITE_BYTES // 1000} kB; a suite is a short "
-                              "TOML file like configs/suites/ablation.toml.")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"Suite file {path} is not UTF-8 text (binary content?); a suite is a TOML file like "
-                          "configs/suites/ablation.toml.") from exc
-    except OSError as exc:
-        raise ConfigError(f"Suite file {path} cannot be read ({exc.strerror or exc}).") from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Suite file {path} is not valid TOML: {one_line(exc)}.") from exc
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_number(value: Any) -> bool:
@@ -120,8 +116,8 @@ def _check_value(value: Any, where: str, *, in_list: bool = False) -> None:
     if isinstance(value, list) and not in_list:
         for item in value:
             _check_value(item, where, in_list=True)
-    elif _is_number(value) and not math.isfinite(value):
-        raise ConfigError(f"{where} = {value}: must be a finite number; fix the value in the suite file.")
+    elif _is_number(value) and not _finite_real(value):
+        raise ConfigError(f"{where} = {printable(value)}: must be a finite number; fix the value in the suite file.")
     elif not (isinstance(value, (str, bool)) or _is_number(value)):
         raise ConfigError(f"{where} holds a {type(value).__name__}; use a number, true/false, a string "
                           "(or a list of those) in the suite file.")
@@ -129,7 +125,7 @@ def _check_value(value: Any, where: str, *, in_list: bool = False) -> None:
 
 def _check_table(value: Any, where: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table ({what}), not {type(value).__name__} {value!r}.")
+        raise ConfigError(f"{where} must be a table ({what}), not {type(value).__name__} {printable(value)}.")
     return value
 
 
@@ -137,7 +133,7 @@ def _check_sections(body: Any, where: str) -> None:
     """``{model|train|data: {key: value}}`` with every value checked."""
     for section, values in _check_table(body, where, "sections model / train / data").items():
         if section not in _SECTIONS:
-            raise ConfigError(f"{where}: unknown section '{section}'; valid: {', '.join(_SECTIONS)}.")
+            raise ConfigError(f"{where}: unknown section '{printable(section)}'; valid: {', '.join(_SECTIONS)}.")
         for key, value in _check_table(values, f"{where}.{section}", "key = value pairs").items():
             _check_value(value, f"{where}.{section}.{key}")
 
@@ -146,35 +142,38 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
     """Types, finiteness and names of everything a suite file holds (one ConfigError naming file and key)."""
     unknown = sorted(set(raw) - _SUITE_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_SUITE_KEYS))}.")
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(map(printable, unknown))}; valid: "
+                          f"{', '.join(sorted(_SUITE_KEYS))}.")
     for key in ("name", "version", "variants"):
         if key not in raw:
             raise ConfigError(f"{path}: missing required key '{key}'.")
     for key in ("name", "description", "baseline", "default_preset"):
         if key in raw and not isinstance(raw[key], str):
-            raise ConfigError(f"{path}: '{key}' must be a string in quotes, not {raw[key]!r}.")
-    if not _NAME_RE.match(raw["name"]):
-        raise ConfigError(f"{path}: name {raw['name']!r} must be letters, digits, '_', '-' or '.' (it names a directory).")
+            raise ConfigError(f"{path}: '{key}' must be a string in quotes, not {printable(raw[key])}.")
+    if not _NAME_RE.match(raw["name"]) or ".." in raw["name"]:
+        raise ConfigError(f"{path}: name {printable(raw['name'])} must be letters, digits, '_', '-' or '.' (it names "
+                          "a directory).")
     version = raw["version"]
     if not (isinstance(version, int) and not isinstance(version, bool) and version >= 1):
-        raise ConfigError(f"{path}: version must be a whole number >= 1 (e.g. version = 1), not {version!r}.")
+        raise ConfigError(f"{path}: version must be a whole number >= 1 (e.g. version = 1), not {printable(version)}.")
     noise = raw.get("test_noise", [0.0])
-    if not (isinstance(noise, list) and noise and all(_is_number(s) and math.isfinite(s) and s >= 0 for s in noise)):
+    if not (isinstance(noise, list) and noise and all(_finite_real(s) and s >= 0 for s in noise)):
         raise ConfigError(f"{path}: test_noise must be a list of finite sigmas >= 0 in pixels (e.g. [0.0, 5.0]), "
-                          f"not {noise!r}.")
+                          f"not {printable(noise)}.")
     for key in ("metrics", "plots"):
         if key in raw and not (isinstance(raw[key], list) and all(isinstance(m, str) for m in raw[key])):
-            raise ConfigError(f"{path}: '{key}' must be a list of strings, not {raw[key]!r}.")
+            raise ConfigError(f"{path}: '{key}' must be a list of strings, not {printable(raw[key])}.")
 
     variants = raw["variants"]
     if not (isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants)):
         raise ConfigError(f"{path}: variants must be one or more [[variants]] tables with name and model, "
-                          f"not {variants!r}.")
+                          f"not {printable(variants)}.")
     for i, v in enumerate(variants):
         bad = sorted(set(v) - _VARIANT_KEYS)
         if bad or not isinstance(v.get("name"), str) or not v["name"] or not isinstance(v.get("model"), str):
             raise ConfigError(f"{path}: each [[variants]] needs name and model as strings (and may have params, "
-                              f"train, data); variant {i + 1} has {v!r}.")
+                              f"train, data); variant {i + 1} has {printable(v)}.")
+        identifier(v["name"], f"{path} variant {i + 1}")  # names a results key, and may one day name a path
         LIFTERS.canonical(v["model"])
         where = f"{path} variant '{v['name']}'"
         _check_sections({s: v[k] for s, k in zip(_SECTIONS, ("params", "train", "data")) if k in v}, where)
@@ -188,14 +187,15 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
             raise ConfigError(f"{path}: [axis] needs exactly key (a string such as \"model.seq_len\") and values.")
         values = axis["values"]
         if not (isinstance(values, list) and values):
-            raise ConfigError(f"{path}: axis.values must be a non-empty list, not {values!r}.")
+            raise ConfigError(f"{path}: axis.values must be a non-empty list, not {printable(values)}.")
         for value in values:
             _check_value(value, f"{path}: axis.values", in_list=True)
 
     presets = _check_table(raw.get("presets", {}), f"{path}: presets", "presets.<name>.<all|model>.<section>")
     for preset, body in presets.items():
         if not _NAME_RE.match(preset):
-            raise ConfigError(f"{path}: preset name {preset!r} must be letters, digits, '_', '-' or '.'.")
+            raise ConfigError(f"{path}: preset name {printable(preset)} must be letters, digits, '_', '-' or '.'.")
+        identifier(preset, f"{path} preset")
         for target, sections in _check_table(body, f"{path}: presets.{preset}", "all / <model> tables").items():
             if target != "all":
                 LIFTERS.canonical(target)  # a misspelt model would silently apply to nothing
@@ -218,9 +218,7 @@ def load_suite(name_or_path: str | Path, suite_dir: Path | None = None) -> Suite
         if str(name_or_path) not in files:
             raise UnknownNameError(unknown_name_message("suite", str(name_or_path), files))
         path = files[str(name_or_path)]
-    if not path.is_file():
-        raise ConfigError(f"Suite file {path} does not exist (or is not a file).")
-    raw = _read_suite_toml(path)
+    raw = _read_suite_toml(path)  # missing, a directory or a FIFO: one line saying which
     _validate(raw, path)
     return Suite(raw["name"], raw["version"], raw.get("description", ""), path, raw, raw.get("baseline", ""),
                  tuple(float(s) for s in raw.get("test_noise", [0.0])), tuple(raw.get("presets", {})),
@@ -289,8 +287,8 @@ def expand(suite: Suite, preset: str | None = None, seeds: int = 1, seed_offset:
     if isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0:
         raise ConfigError(f"seed_offset must be a whole number >= 0, got {seed_offset!r}.")
     if test_noise is not None and not (len(test_noise) and all(
-            _is_number(s) and math.isfinite(s) and s >= 0 for s in test_noise)):
-        raise ConfigError(f"test noise must be finite sigmas >= 0 in pixels, got {list(test_noise)!r}.")
+            _finite_real(s) and s >= 0 for s in test_noise)):
+        raise ConfigError(f"test noise must be finite sigmas >= 0 in pixels, got {printable(list(test_noise))}.")
     if axis_values is not None:
         if not len(axis_values):
             raise ConfigError(f"Suite '{suite.name}': no values for its axis.")

@@ -37,7 +37,7 @@ from liftbench.checkpoint import checkpoint_problem, load_model_weights, optimiz
 from liftbench.config import TrainConfig, identity_dict
 from liftbench.data.normalize import flip_maps, stats_to_state
 from liftbench.data.windows import FrameTable, TrainingWindows, training_windows
-from liftbench.errors import CheckpointError, ConfigError, one_line
+from liftbench.errors import CheckpointError, ConfigError, OutputError, one_line
 from liftbench.fast.stack import ModuleStack, dropout_generator, stack_lifters
 from liftbench.models.base import Lifter, NormStats
 
@@ -86,13 +86,22 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int = 0) -> float:
     return cfg.lr * cfg.lr_decay ** (step / cfg.lr_decay_steps)
 
 
-def adam_optimizer(params: list[torch.Tensor], lr: float, device: torch.device, amsgrad: bool = False) -> torch.optim.Optimizer:
-    """Adam with TF-default moments (AMSGrad on request); the fused kernel where this torch supports it."""
+def adam_optimizer(params: list[torch.Tensor], lr: float, device: torch.device, amsgrad: bool = False,
+                   weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """Adam with TF-default moments (AMSGrad on request), or AdamW with decoupled ``weight_decay`` (torch's
+    default betas and eps, as MotionBERT and MixSTE use); the fused kernel where this torch supports it."""
+    cls = torch.optim.AdamW if weight_decay is not None else torch.optim.Adam
+    extra = {"weight_decay": weight_decay} if weight_decay is not None else {}
     try:
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad, fused=True)
+        return cls(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad, fused=True, **extra)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad,
-                                foreach=device.type != "cpu")
+        return cls(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=amsgrad, foreach=device.type != "cpu", **extra)
+
+
+def recipe_optimizer(params: list[torch.Tensor], cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser a resolved recipe names: adam, amsgrad or adamw (with its weight decay)."""
+    weight_decay = (cfg.weight_decay or 0.0) if cfg.optimizer == "adamw" else None
+    return adam_optimizer(params, cfg.lr, device, amsgrad=cfg.optimizer == "amsgrad", weight_decay=weight_decay)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -222,7 +231,11 @@ def _save(run: _Run, opt_state: dict[str, Any]) -> None:
     path = m.run_dir / CHECKPOINT
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with atomic_output(path, tmp):  # a failed write (disk full) removes the temp file: one line, nothing left
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch reports a full disk as "enforce fail at inline_container.cc"
+            raise OutputError(f"Could not write {path}: the checkpoint did not fit ({one_line(exc)[:80]}); free disk "
+                              "space (nothing partial was left behind) and re-run the same command.") from exc
         with open(tmp, "rb") as fh:  # make the bytes durable before the rename publishes them
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -260,8 +273,19 @@ def _windows(member: Member) -> TrainingWindows:
 
 
 def _samples(windows: TrainingWindows, cfg: TrainConfig) -> int:
-    """Samples per epoch: every window, and each again mirrored under flip augmentation (VideoPose3D)."""
-    return len(windows.anchors) * (2 if cfg.flip_augment else 1)
+    """Samples per epoch: every window, and each again mirrored under copy flip augmentation (VideoPose3D,
+    MixSTE); random flips (MotionBERT) mirror some of the windows instead of adding samples."""
+    return len(windows.anchors) * (2 if cfg.flip_augment and cfg.flip_mode != "random" else 1)
+
+
+_FLIP_STREAM = 0xF1  # spawn key of the random-flip draws: independent of data order and dropout
+
+
+def random_flips(cfg: TrainConfig, epoch: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(shape) bool: which samples of optimiser step ``step`` of ``epoch`` are mirrored under
+    ``flip_mode = "random"`` (p = 1/2 each), a function of (seed, epoch, step) only, so a resumed run draws
+    the same flips."""
+    return np.random.default_rng([cfg.seed, epoch, step, _FLIP_STREAM]).random(shape) < 0.5
 
 
 def fit(model: Lifter, table: FrameTable, stats: NormStats, cfg: TrainConfig, run_dir: Path, *,
@@ -289,8 +313,9 @@ def fit_members(members: list[Member], *, device: torch.device, resume: bool = T
     starts = [_windows(m) for m in members]
     steps = {len(epoch_batches(_samples(w, m.cfg), m.cfg, 0)) for w, m in zip(starts, members)}
     recipe = {(m.model.contract.window, m.cfg.batch_size, m.cfg.epochs, m.cfg.lr, m.cfg.lr_decay, m.cfg.lr_decay_steps,
-               m.cfg.lr_decay_every, m.cfg.optimizer, m.cfg.bn_momentum_start, m.cfg.bn_momentum_end,
-               m.cfg.flip_augment, m.cfg.max_windows_per_epoch) for m in members}
+               m.cfg.lr_decay_every, m.cfg.optimizer, m.cfg.weight_decay, m.cfg.bn_momentum_start,
+               m.cfg.bn_momentum_end, m.cfg.flip_augment, m.cfg.flip_mode, m.cfg.max_windows_per_epoch)
+              for m in members}
     if len(steps) != 1 or len(recipe) != 1:
         raise ConfigError("Packed runs must share window, batch size, epochs, lr schedule and steps per epoch.")
     steps_per_epoch = steps.pop()
@@ -347,6 +372,7 @@ class _BatchGather:
         self.targets = [torch.from_numpy(t.targets).to(device) for t in tables]  # (F, D_out)
         self.anchors = torch.from_numpy(windows.anchors).to(device)  # (W,): same windows for every member
         self.offsets = torch.from_numpy(windows.offsets).to(device)  # (T,)
+        self.shifts = None if windows.shifts is None else torch.from_numpy(windows.shifts).to(device)  # (W,)
         self.target_offset = windows.target_offset
         self.bounds = None
         if windows.clamp:  # the tables of packed members share their sequence layout (same data config)
@@ -357,14 +383,18 @@ class _BatchGather:
             perm_in, sign_in, perm_out, sign_out = flip_maps(members[0].model.contract.representation)
             self.flip = tuple(torch.from_numpy(a).to(device) for a in (perm_in, sign_in, perm_out, sign_out))
 
-    def __call__(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """samples (K, B) sample ids -> x (K, B, T, D_in), y (K, B, T_out, D_out)."""
+    def __call__(self, samples: torch.Tensor, mirror: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """samples (K, B) sample ids -> x (K, B, T, D_in), y (K, B, T_out, D_out). ``mirror`` (K, B) bool marks the
+        samples mirrored by random flips; without it, ids >= W are the mirrored copies (copy flips)."""
         n = len(self.anchors)
-        mirrored = samples >= n if self.flip is not None else None  # (K, B)
-        anchor = self.anchors[samples % n if self.flip is not None else samples]  # (K, B)
-        rows = anchor[..., None] + self.offsets  # (K, B) -> (K, B, T)
+        window = samples % n if self.flip is not None else samples  # (K, B)
+        mirrored = mirror if mirror is not None else (samples >= n if self.flip is not None else None)  # (K, B)
+        anchor = self.anchors[window]  # (K, B)
+        first = anchor if self.shifts is None else anchor + self.shifts[window]  # (K, B) a grid clip may overhang
+        rows = first[..., None] + self.offsets  # (K, B) -> (K, B, T)
         if self.bounds is not None:
-            rows = torch.maximum(torch.minimum(rows, self.bounds[1][anchor][..., None]), self.bounds[0][anchor][..., None])
+            rows = torch.maximum(torch.minimum(rows, self.bounds[1][anchor][..., None]),
+                                 self.bounds[0][anchor][..., None])
         target_rows = rows if self.target_offset is None else (anchor + self.target_offset)[..., None]  # (K, B, T_out)
         if self.shared:
             x, y = self.inputs[0][rows], self.targets[0][target_rows]  # (K, B, T, D_in), (K, B, T_out, D_out)
@@ -386,7 +416,7 @@ def _train(runs: list[_Run], active: list[int], starts: list[TrainingWindows], s
     members = [r.member for r in live]
     cfg = members[0].cfg
     stack: ModuleStack = stack_lifters([m.model for m in members], device)
-    opt = adam_optimizer(stack.parameters(), cfg.lr, device, amsgrad=cfg.optimizer == "amsgrad")
+    opt = recipe_optimizer(stack.parameters(), cfg, device)
     if live[0].opt_state is not None:
         opt.load_state_dict(stack_optimizer_states(stack, [r.opt_state for r in live]))
     if live[0].torch_rng is not None:
@@ -415,7 +445,11 @@ def _train(runs: list[_Run], active: list[int], starts: list[TrainingWindows], s
         order = np.stack([np.stack(epoch_batches(n_samples, m.cfg, state0.epoch)) for m in members])  # (K, S, B)
         order_t = torch.from_numpy(order).to(device)
         for b in range(state0.step_in_epoch, order.shape[1]):
-            x, y = gather(order_t[:, b])  # (K, B, T, D_in), (K, B, T_out, D_out)
+            mirror = None
+            if cfg.flip_augment and cfg.flip_mode == "random":
+                mirror = torch.from_numpy(np.stack([random_flips(m.cfg, state0.epoch, b, order.shape[2:])
+                                                    for m in members])).to(device)  # (K, B)
+            x, y = gather(order_t[:, b], mirror)  # (K, B, T, D_in), (K, B, T_out, D_out)
             lr = learning_rate(cfg, state0.global_step, state0.epoch)
             for group in opt.param_groups:
                 group["lr"] = lr

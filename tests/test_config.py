@@ -85,7 +85,7 @@ def test_shipped_configs_equal_paper_defaults(model):
     assert resolve_config(None, ROOT / "configs" / f"{model}.toml").config_hash() == resolve_config(model).config_hash()
 
 
-@pytest.mark.parametrize("model", ["mlp", "seq2seq"])
+@pytest.mark.parametrize("model", ["mlp", "seq2seq", "tcn", "motionbert", "mixste"])
 def test_shipped_configs_hold_every_train_and_data_key(model):
     from liftbench.config import DataConfig, TrainConfig
 

@@ -17,7 +17,8 @@ def test_every_frame_scored_once_for_any_length(seq_len):
     ds = make_tiny_dataset({"Walk 1": 1, "Walk 2": seq_len, "Sit": seq_len + 7, "Jump": 2})
     train, test = ds.split("train"), ds.split("test")
     torch.manual_seed(0)
-    model = create_lifter("seq2seq", hidden_size=8, seq_len=seq_len) if seq_len > 1 else create_lifter("mlp", hidden_size=16)
+    model = (create_lifter("seq2seq", hidden_size=8, seq_len=seq_len) if seq_len > 1
+             else create_lifter("mlp", hidden_size=16))
     preds = predict_sequences(model, compute_stats(train), test, torch.device("cpu"), batch_size=7)
     assert len(preds) == sum(s.n_frames for s in test)
     assert check_coverage(test, preds) == len(preds)
@@ -81,7 +82,8 @@ def test_temporal_metrics_never_cross_videos():
     target = np.zeros((6, 17, 3), np.float32)
     pred = np.zeros((6, 17, 3), np.float32)
     pred[3:, 1] = 100.0
-    p = Predictions(np.array(["S9"] * 6), np.array(["A"] * 3 + ["B"] * 3), np.zeros(6, int), np.array([0, 1, 2] * 2), pred, target)
+    p = Predictions(np.array(["S9"] * 6), np.array(["A"] * 3 + ["B"] * 3), np.zeros(6, int), np.array([0, 1, 2] * 2),
+                    pred, target)
     rows = {(r["metric"], r["slice"]): r["value"] for r in score(p, per_joint=False)}
     assert rows[("mpjve", "frame_mean")] == 0.0
     assert rows[("accel_error", "frame_mean")] == 0.0

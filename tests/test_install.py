@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _repo_files(top: str) -> set[str]:
     return {p.relative_to(ROOT).as_posix() for p in (ROOT / top).rglob("*")
-            if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(ROOT).parts)}
+            if p.is_file()
+            and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(ROOT).parts)}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def wheel(tmp_path_factory) -> Path:
 
     def skip(directory: str, names: list[str]) -> set[str]:  # the checkout minus VCS, envs, outputs, caches
         top = Path(directory).resolve() == ROOT
-        return {n for n in names if n.startswith(".") or n in ("__pycache__", "_shipped") or n.endswith((".pyc", ".egg-info"))
+        return {n for n in names
+                if n.startswith(".") or n in ("__pycache__", "_shipped") or n.endswith((".pyc", ".egg-info"))
                 or (top and n in ("results", "build", "dist", "tests", "venv"))}
 
     shutil.copytree(ROOT, src, ignore=skip)
@@ -63,7 +65,8 @@ def test_wheel_holds_every_baseline_and_config_file(wheel):
         expected = {f"liftbench/_shipped/{rel}" for rel in _repo_files(top)}
         assert expected and expected <= names, sorted(expected - names)
         assert {n for n in names if n.startswith(f"liftbench/_shipped/{top}/")} == expected  # nothing stale
-    for must in ("liftbench/_shipped/baselines/reference/results.csv", "liftbench/_shipped/baselines/reference/results.toml",
+    for must in ("liftbench/_shipped/baselines/reference/results.csv",
+                 "liftbench/_shipped/baselines/reference/results.toml",
                  "liftbench/_shipped/configs/suites/ablation.toml", "liftbench/_shipped/configs/suites/reference.toml"):
         assert must in names
     assert not any(".data/data/share" in n for n in names)  # the old sys.prefix data-files mechanism is gone
@@ -85,7 +88,8 @@ def test_installed_wheel_finds_baselines_suites_and_reference_outside_the_repo(w
 import liftbench, pathlib, sys
 from liftbench import resources
 from liftbench.cli import main
-assert pathlib.Path(liftbench.__file__).resolve().is_relative_to(pathlib.Path({str(target)!r}).resolve()), liftbench.__file__
+assert pathlib.Path(liftbench.__file__).resolve().is_relative_to(pathlib.Path({str(target)!r}).resolve()), \
+liftbench.__file__
 assert not resources.from_source_tree()
 codes = [main(["baselines"]), main(["run", "--list"]), main(["compare", {str(reference)!r}, "--paper", "hossain2018"]),
          main(["check", {str(reference)!r}, "--show", "changed"])]

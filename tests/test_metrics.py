@@ -335,7 +335,8 @@ def test_jitter_rejects_nan():
 # --------------------------------------------------------------------------------------------
 
 def test_every_metric_is_registered_with_direction_unit_and_protocol():
-    assert set(M.METRICS.names()) == {"mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error", "jitter", "pck", "auc"}
+    assert set(M.METRICS.names()) == {"mpjpe", "p_mpjpe", "p_mpjpe_rigid", "n_mpjpe", "mpjve", "accel_error", "jitter",
+                                      "pck", "auc"}
     for name in M.METRICS.names():
         meta = M.METRICS.meta(name)
         assert {"higher_is_better", "unit", "protocol", "description"} <= set(meta), name

@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+from fixtures.lifters import small_params
 
 from liftbench.config import resolve_config
 from liftbench.errors import CheckpointError
@@ -18,9 +19,7 @@ ALL_LIFTERS = LIFTERS.names()
 
 def small_options(model: str, **extra) -> dict:
     """Seconds-long settings for any registered lifter: its size keys shrunk where it has them."""
-    keys = set(LIFTERS.get(model).Config.__dataclass_fields__)
-    sizes = {k: v for k, v in {"hidden_size": 16, "channels": 8, "filter_widths": "3,3"}.items() if k in keys}
-    return {**SMALL, **sizes, **extra}
+    return {**SMALL, **small_params(model), **extra}
 
 
 def _weights(run_dir):

@@ -15,17 +15,28 @@ from liftbench.cli.app import app
 
 @app.command("bench", rich_help_panel="Performance")
 def bench(
-    model: Annotated[list[str] | None, typer.Option("--model", help="Lifter(s) to measure (default: every registered lifter).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="Lifter(s) to measure (default: every registered lifter).")] = None,
     device: DeviceOpt = "auto",
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Training batch (default: the paper's).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Model parameter (default: the paper's), e.g. --set hidden_size=256; 'key=value' applies to every measured lifter that has the key, '<lifter>.key=value' to one.")] = None,
-    reps: Annotated[int, typer.Option("--reps", min=1, help="Timed training steps per path.")] = 10,
-    eval_batch: Annotated[int, typer.Option("--eval-batch", min=1, help="Production evaluator batch (windows).")] = 2048,
-    tf32: Annotated[bool, typer.Option("--tf32", help="CUDA only: TF32 matmuls in the production path.", rich_help_panel="CUDA")] = False,
-    bf16: Annotated[bool, typer.Option("--bf16", help="CUDA only: bf16 autocast in the production path.", rich_help_panel="CUDA")] = False,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="CUDA only: capture the training step as a CUDA graph.", rich_help_panel="CUDA")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (speedup_train / speedup_eval / speedup_pack).")] = False,
-    csv: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Also write the measurements to this CSV file (one row per model and path; replaced if it exists).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="Model parameter (default: the paper's), e.g. --set hidden_size=256; "
+        "'key=value' applies to every measured lifter that has the key, '<lifter>.key=value' to one.")] = None,
+    reps: Annotated[int, typer.Option(
+        "--reps", min=1, help="Timed training steps per path.")] = 10,
+    eval_batch: Annotated[int, typer.Option(
+        "--eval-batch", min=1, help="Production evaluator batch (windows).")] = 2048,
+    tf32: Annotated[bool, typer.Option(
+        "--tf32", help="CUDA only: TF32 matmuls in the production path.", rich_help_panel="CUDA")] = False,
+    bf16: Annotated[bool, typer.Option(
+        "--bf16", help="CUDA only: bf16 autocast in the production path.", rich_help_panel="CUDA")] = False,
+    cuda_graph: Annotated[bool, typer.Option(
+        "--cuda-graph", help="CUDA only: capture the training step as a CUDA graph.", rich_help_panel="CUDA")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON (speedup_train / speedup_eval / speedup_pack).")] = False,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", metavar="FILE", help="Also write the measurements to this CSV file (one row per model and path; "
+        "replaced if it exists).")] = None,
 ) -> None:
     """ms per training step, eval frames/s, GFLOP/s and % of this run's matmul throughput: plain vs production."""
     import pandas as pd
@@ -72,7 +83,8 @@ def bench(
         console.print_json(json.dumps({"matmul_gflops_before": peak_before, "matmul_gflops_after": peak_after,
                                        "other_cpu_pct": busy, "results": results}, default=float))
         return
-    table = Table(title=f"liftbench bench on {dev}, {results[0]['threads']} thread(s); matmul {peak_before:.0f} GFLOP/s "
+    table = Table(title=f"liftbench bench on {dev}, {results[0]['threads']} thread(s); "
+                        f"matmul {peak_before:.0f} GFLOP/s "
                         f"before / {peak_after:.0f} after (measured in this run)"
                         + (f"; CUDA options {', '.join(cuda.names())}" if cuda.for_device(dev).names() else ""))
     table.caption = ("train ms: median \\[min-max], n. GF/s: matmul GFLOP/s counting the FLOPs each path executes "
@@ -84,7 +96,8 @@ def bench(
         for v in ("plain", "production"):
             p, t = r[v], r[v]["train_step"]
             table.add_row(r["model"], v, f"{t['median_ms']:.1f} [{t['min_ms']:.1f}-{t['max_ms']:.1f}], {t['n']}",
-                          f"{p['train_gflops']:.1f} ({p['train_gflops_nominal']:.1f})", f"{p['train_pct_of_matmul']:.0f}",
+                          f"{p['train_gflops']:.1f} ({p['train_gflops_nominal']:.1f})",
+                          f"{p['train_pct_of_matmul']:.0f}",
                           f"{p['eval_frames_per_s']:,.0f} ({r['eval_batch'] if v == 'production' else r['batch']})",
                           f"{p['eval_gflops']:.1f} ({p['eval_gflops_nominal']:.1f})", f"{p['eval_pct_of_matmul']:.0f}",
                           f"{p['peak_train_mb']:.0f}/{p['peak_eval_mb']:.0f}")
@@ -95,6 +108,7 @@ def bench(
                       f"pack {pack}")
     console.print(table)
     if busy == busy and busy > 5:
-        console.print(f"[yellow]warning:[/] other processes used {busy:.0f}% of the CPU during the run; timings are unreliable.")
+        console.print(f"[yellow]warning:[/] other processes used {busy:.0f}% of the CPU during the run; "
+                      "timings are unreliable.")
     else:
         console.print(f"other processes' CPU share during the run: {busy:.1f}%")

@@ -28,7 +28,8 @@ def data_list(data_dir: DataDirOpt = None) -> None:
         table.add_column(col)
     for entry in DATASETS.entries():
         source = entry.target()
-        location = source.location(data_dir) if entry.name != "h36m" or data_dir else "--data-dir DIR (VideoPose3D .npz files)"
+        location = (source.location(data_dir) if entry.name != "h36m" or data_dir
+                    else "--data-dir DIR (VideoPose3D .npz files)")
         table.add_row(entry.name, source.description, source.default_keypoints, str(location))
     console.print(table)
     console.print(f"mocap-mini cache root: {cache_home(data_dir)} (override with --data-dir or LIFTBENCH_DATA; "
@@ -38,9 +39,15 @@ def data_list(data_dir: DataDirOpt = None) -> None:
 @data_app.command("prepare")
 def data_prepare(name: NameArg, data_dir: DataDirOpt = None,
                  force: Annotated[bool, typer.Option("--force", help="Rebuild even if a valid cache exists.")] = False,
-                 from_official: Annotated[str | None, typer.Option("--from-official", metavar="DIR", help="h36m: convert the official release in DIR (S*/MyPoseFeatures/D3_Positions/*.cdf) into --data-dir (needs the extra: pip install liftbench\\[h36m]).")] = None,
-                 subjects: Annotated[str | None, typer.Option("--subjects", help="With --from-official: convert only these subjects, e.g. S9,S11 (a partial release, stated in the manifest).")] = None) -> None:
-    """Build (mocap-mini) or check (h36m) what a dataset needs; h36m --from-official DIR converts the official release."""
+                 from_official: Annotated[str | None, typer.Option(
+                     "--from-official", metavar="DIR", help="h36m: convert the official release in DIR "
+                     "(S*/MyPoseFeatures/D3_Positions/*.cdf) into --data-dir (needs the extra: "
+                     "pip install liftbench\\[h36m]).")] = None,
+                 subjects: Annotated[str | None, typer.Option(
+                     "--subjects", help="With --from-official: convert only these subjects, e.g. S9,S11 "
+                     "(a partial release, stated in the manifest).")] = None) -> None:
+    ("Build (mocap-mini) or check (h36m) what a dataset needs; "
+     "h36m --from-official DIR converts the official release.")
     from liftbench.data import prepare_dataset
 
     if from_official is not None or subjects is not None:
@@ -87,7 +94,9 @@ def data_info(name: NameArg, data_dir: DataDirOpt = None, keypoints: KeypointsOp
         console.print("No trims or quirks.")
 
 
-SubjectsOpt = Annotated[str | None, typer.Option(help="Comma-separated subjects, e.g. S1,S5 (as train_subjects / test_subjects in a config); default: the dataset's split.", rich_help_panel="Data")]
+SubjectsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated subjects, e.g. S1,S5 (as train_subjects / test_subjects in a config); "
+    "default: the dataset's split.", rich_help_panel="Data")]
 
 
 @data_app.command("verify")

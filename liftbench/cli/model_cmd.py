@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, KeypointsOpt, console
+from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, JsonOpt, KeypointsOpt, TensorBoardOpt, console
 from liftbench.cli.app import app
 
 
@@ -45,14 +45,22 @@ def models(as_json: JsonOpt = False) -> None:
 def train(
     model: Annotated[str, typer.Argument(help="Lifter name or alias (see `liftbench models`).")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML experiment file.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any key: --set hidden_size=256 (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any key: --set hidden_size=256 (repeatable).")] = None,
     data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs (paper: MLP 200, seq2seq 100).")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", help="Training epochs (paper: MLP 200, seq2seq 100).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of initialisation, data order and dropout.")] = None,
-    subset: Annotated[float | None, typer.Option("--subset", help="Keep this fraction of every sequence (quick runs).")] = None,
+    subset: Annotated[float | None, typer.Option(
+        "--subset", help="Keep this fraction of every training sequence (quick runs); the test split stays whole "
+                         "(data.test_subset trims it).")] = None,
     device: DeviceOpt = "auto",
-    out: Annotated[Path, typer.Option("--out", help="Results root (as for the suites): the run directory is OUT/runs/<model>-<config hash>/, so a suite with the same --out reuses it.")] = Path("results"),
-    resume: Annotated[bool, typer.Option("--resume", "-r", help="Continue an interrupted run from its checkpoint.")] = False,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Results root (as for the suites): the run directory is OUT/runs/<model>-<config hash>/, "
+        "so a suite with the same --out reuses it.")] = Path("results"),
+    resume: Annotated[bool, typer.Option(
+        "--resume", "-r", help="Continue an interrupted run from its checkpoint.")] = False,
+    tensorboard: TensorBoardOpt = False,
 ) -> None:
     """Train one lifter; writes OUT/runs/<model>-<config hash>/ (config, checkpoint, metrics.jsonl).
 
@@ -60,25 +68,33 @@ def train(
     (same dataset fingerprint); otherwise its files are moved to <run dir>.stale-<old fingerprint>/ and it
     retrains."""
     from liftbench._files import check_output_dir
-    from liftbench.cli.progress import RichTrainProgress, make_progress
+    from liftbench.cli.progress import make_progress, train_progress
     from liftbench.config import parse_assignments, resolve_config
     from liftbench.pipeline import train_run
+    from liftbench.tensorboard_log import require_tensorboard
 
     options = {"data.name": data, "data.keypoints": keypoints, "train.epochs": epochs, "train.seed": seed,
                "data.subset": subset}
     cfg = resolve_config(model, config, options=options, overrides=parse_assignments(set_))
     check_output_dir(out, "--out")
+    if tensorboard:
+        require_tensorboard()  # a missing extra is one line before any work
     console.print(f"run {cfg.run_id}: {cfg.model} {cfg.toggles()} on {cfg.data.name}")
     with make_progress() as progress:
         outcome = train_run(cfg, out_dir=out / "runs", data_dir=data_dir, device=device, resume=resume,
-                            progress=RichTrainProgress(progress, cfg.run_id), claim=True)
+                            progress=train_progress(progress, cfg.run_id), claim=True, tensorboard=tensorboard)
     if outcome.stale_dir:
         console.print(f"note: the data changed since this run was trained (other dataset fingerprint); the old run "
                       f"was moved to {outcome.stale_dir} and the run retrained.", soft_wrap=True)
+    if outcome.input_scores:
+        colour = "yellow" if "stood in" in outcome.input_scores else "dim"
+        console.print(f"[{colour}]score channel: {outcome.input_scores}[/]", soft_wrap=True)
     if outcome.skipped:
         console.print(f"Run already complete: {outcome.run_dir} (nothing to do).")
     else:
         console.print(f"[green]done[/] {outcome.state.epoch} epoch(s) -> {outcome.run_dir}")
+    if tensorboard:
+        console.print(f"TensorBoard: tensorboard --logdir {outcome.run_dir / 'tensorboard'}")
     console.print(f"next: liftbench evaluate {outcome.run_dir}")
 
 
@@ -86,30 +102,44 @@ def train(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `liftbench train`.")],
     data: DataOpt = None, data_dir: DataDirOpt = None, keypoints: KeypointsOpt = None,
-    noise_sigma: Annotated[float, typer.Option("--noise-sigma", help="Gaussian noise (px) added to the test 2D input.")] = 0.0,
+    noise_sigma: Annotated[float, typer.Option(
+        "--noise-sigma", help="Gaussian noise (px) added to the test 2D input.")] = 0.0,
     noise_seed: Annotated[int, typer.Option("--noise-seed", help="Seed of the test noise (same for every model).")] = 0,
     save_predictions: Annotated[bool, typer.Option("--save-predictions", help="Also write predictions.npz.")] = False,
-    video_mean: Annotated[bool, typer.Option("--video-mean", help="Also report Hossain's video-weighted average.")] = False,
+    video_mean: Annotated[bool, typer.Option(
+        "--video-mean", help="Also report Hossain's video-weighted average.")] = False,
     per_joint: Annotated[bool, typer.Option("--per-joint", help="Print the per-joint table too.")] = False,
-    results_dir: Annotated[Path | None, typer.Option("--results-dir", help="Directory for results.csv, protocol.json (and predictions.npz); default: the run directory.")] = None,
+    results_dir: Annotated[Path | None, typer.Option(
+        "--results-dir", help="Directory for results.csv, protocol.json (and predictions.npz); "
+        "default: the run directory.")] = None,
+    convention: Annotated[list[str] | None, typer.Option(
+        "--convention", help="Also score as a codebase's own evaluation does (repeatable): "
+        "videopose3d, motionbert, mixste (liftbench: every frame once, always written).")] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Score every test frame exactly once: P1/P2 tables, results.csv, protocol.json (+ predictions.npz)."""
     from liftbench.pipeline import evaluate_run
-    from liftbench.report.render import joint_table, paper_table
+    from liftbench.report.render import conventions_table, joint_table, paper_table
 
     res = evaluate_run(run_dir, data=data, data_dir=data_dir, keypoints=keypoints, noise_sigma=noise_sigma,
                        noise_seed=noise_seed, save_predictions=save_predictions, out=results_dir, device=device,
-                       video_mean=video_mean)
+                       video_mean=video_mean, conventions=tuple(convention or ()))
     label = f"{res.card['model']} {res.card['run_id']}"
+    own = res.rows[res.rows["convention"].astype(str) == "liftbench"]
     for metric, title in (("mpjpe", "Protocol #1 (MPJPE, mm)"), ("p_mpjpe", "Protocol #2 (P-MPJPE, mm)")):
-        console.print(paper_table(res.rows, metric, title=f"{title} — {res.card['dataset']['name']}, "
+        console.print(paper_table(own, metric, title=f"{title} — {res.card['dataset']['name']}, "
                                   f"noise {noise_sigma:g} px", row_label=label))
+    if len(res.card["conventions"]) > 1:
+        console.print(conventions_table(res.rows, res.card["conventions"]))
     if per_joint:
-        console.print(joint_table(res.rows))
+        console.print(joint_table(own))
+    if res.card.get("input_scores"):
+        colour = "yellow" if "stood in" in res.card["input_scores"] else "dim"
+        console.print(f"[{colour}]score channel: {res.card['input_scores']}[/]", soft_wrap=True)
     frames = res.card["frames"]
     console.print(f"frames scored {frames['test_scored']:,} of {frames['test_expected']:,} "
-                  f"(every frame exactly once: {frames['every_frame_exactly_once']}); Avg = unweighted mean over action groups")
+                  f"(every frame exactly once: {frames['every_frame_exactly_once']}); "
+                  "Avg = unweighted mean over action groups")
     console.print(f"wrote {res.out_dir / 'results.csv'}, {res.out_dir / 'protocol.json'}"
                   + (f", {res.out_dir / 'predictions.npz'}" if save_predictions else ""))
 
@@ -156,9 +186,14 @@ def _check_metric(value: str) -> str:
 @app.command("compare", rich_help_panel="Evaluation")
 def compare(
     results: Annotated[Path, typer.Argument(help="A results.csv (run or suite).")],
-    paper: Annotated[str, typer.Option("--paper", callback=_check_paper, help="Baseline key from `liftbench baselines`, e.g. hossain2018, hossain2018_corrected, martinez2017, pavllo2019.")] = "hossain2018_corrected",
-    metric: Annotated[str, typer.Option("--metric", callback=_check_metric, help="A registered metric the baselines publish: mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
-    variant: Annotated[str | None, typer.Option("--variant", help="Only this liftbench variant (e.g. full, mlp).")] = None,
+    paper: Annotated[str, typer.Option(
+        "--paper", callback=_check_paper, help="Baseline key from `liftbench baselines`, e.g. hossain2018, "
+        "hossain2018_corrected, martinez2017, pavllo2019.")] = "hossain2018_corrected",
+    metric: Annotated[str, typer.Option(
+        "--metric", callback=_check_metric,
+        help="A registered metric the baselines publish: mpjpe (P1) or p_mpjpe (P2).")] = "mpjpe",
+    variant: Annotated[str | None, typer.Option(
+        "--variant", help="Only this liftbench variant (e.g. full, mlp).")] = None,
 ) -> None:
     """liftbench vs a paper, per action group; a delta only where the setting matches (2D source, data, noise,
     window, alignment, TTA, variant), with the published averaging; buggy published numbers are flagged."""

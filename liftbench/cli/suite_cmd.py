@@ -11,21 +11,41 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, KeypointsOpt, console
+from liftbench.cli._common import DataDirOpt, DataOpt, DeviceOpt, KeypointsOpt, TensorBoardOpt, console
 from liftbench.cli.app import app
 
-PresetOpt = Annotated[str | None, typer.Option("--preset", help="smoke (2-core CPU, minutes) or paper (paper hyper-parameters, GPU).", show_default="the suite file's default_preset: smoke (reference: ci)", rich_help_panel="Suite")]
-SeedsOpt = Annotated[int, typer.Option("--seeds", help="Run every configuration with N seeds (0..N-1).", rich_help_panel="Suite")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Results root: runs in OUT/runs/<run_id>/ (as train --out), suite tables in OUT/<suite>-<preset>-<data>/.", rich_help_panel="Suite")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key in every run, e.g. --set train.epochs=2.", rich_help_panel="Suite")]
-# The choices equal liftbench.runner.executors.EXECUTORS (a test keeps them equal; the CLI does not import executors early).
-ExecOpt = Annotated[Literal["local", "ray"], typer.Option("--executor", help="local (this machine; --workers, --devices) or ray (pip install 'liftbench\\[ray]'; --ray-address, --cpus-per-trial, --gpus-per-trial).", rich_help_panel="Scale-out")]
-WorkersOpt = Annotated[int, typer.Option("--workers", help="local executor: trials in parallel worker processes.", rich_help_panel="Scale-out")]
-DevicesOpt = Annotated[str | None, typer.Option("--devices", help="local workers: devices round-robin, e.g. cuda:0,cuda:1.", rich_help_panel="Scale-out")]
-RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help="Join a Ray cluster: auto or ray://host:port (default: start a local Ray).", rich_help_panel="Scale-out")]
-GpusPerTrialOpt = Annotated[float | None, typer.Option("--gpus-per-trial", help="--executor ray only (an error with local): GPU share per trial (0.25 packs four per GPU).", show_default="0", rich_help_panel="Scale-out")]
-CpusPerTrialOpt = Annotated[float | None, typer.Option("--cpus-per-trial", help="--executor ray only (an error with local): CPUs (and torch threads) per trial.", show_default="1", rich_help_panel="Scale-out")]
-PackOpt = Annotated[int, typer.Option("--pack", help="Train up to K runs of the same shapes (seeds, toggle variants) as one stacked computation; same numbers as one by one. Configurations that measured slower packed on this device (the MLP at width > 512 on CPU) train one by one. In-process only.", rich_help_panel="Scale-out")]
+PresetOpt = Annotated[str | None, typer.Option(
+    "--preset", help="smoke (2-core CPU, minutes) or paper (paper hyper-parameters, GPU).",
+    show_default="the suite file's default_preset: smoke (reference: ci)", rich_help_panel="Suite")]
+SeedsOpt = Annotated[int, typer.Option(
+    "--seeds", help="Run every configuration with N seeds (0..N-1).", rich_help_panel="Suite")]
+OutOpt = Annotated[Path, typer.Option(
+    "--out", help="Results root: runs in OUT/runs/<run_id>/ (as train --out), "
+    "suite tables in OUT/<suite>-<preset>-<data>/.", rich_help_panel="Suite")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a key in every run, e.g. --set train.epochs=2.", rich_help_panel="Suite")]
+# The choices equal liftbench.runner.executors.EXECUTORS (a test keeps them equal;
+# the CLI does not import executors early).
+ExecOpt = Annotated[Literal["local", "ray"], typer.Option(
+    "--executor", help="local (this machine; --workers, --devices) or ray (pip install 'liftbench\\[ray]'; "
+    "--ray-address, --cpus-per-trial, --gpus-per-trial).", rich_help_panel="Scale-out")]
+WorkersOpt = Annotated[int, typer.Option(
+    "--workers", help="local executor: trials in parallel worker processes.", rich_help_panel="Scale-out")]
+DevicesOpt = Annotated[str | None, typer.Option(
+    "--devices", help="local workers: devices round-robin, e.g. cuda:0,cuda:1.", rich_help_panel="Scale-out")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Join a Ray cluster: auto or ray://host:port (default: start a local Ray).",
+    rich_help_panel="Scale-out")]
+GpusPerTrialOpt = Annotated[float | None, typer.Option(
+    "--gpus-per-trial", help="--executor ray only (an error with local): GPU share per trial "
+    "(0.25 packs four per GPU).", show_default="0", rich_help_panel="Scale-out")]
+CpusPerTrialOpt = Annotated[float | None, typer.Option(
+    "--cpus-per-trial", help="--executor ray only (an error with local): CPUs (and torch threads) per trial.",
+    show_default="1", rich_help_panel="Scale-out")]
+PackOpt = Annotated[int, typer.Option(
+    "--pack", help="Train up to K runs of the same shapes (seeds, toggle variants) as one stacked computation; "
+    "same numbers as one by one. Configurations that measured slower packed on this device "
+    "(the MLP at width > 512 on CPU) train one by one. In-process only.", rich_help_panel="Scale-out")]
 
 
 SUITE_OPTIONS: dict[str, tuple[Any, Any]] = {  # option name -> (Annotated type, default): every suite command's
@@ -34,8 +54,10 @@ SUITE_OPTIONS: dict[str, tuple[Any, Any]] = {  # option name -> (Annotated type,
     "out": (OutOpt, Path("results")), "set_": (SetOpt, None), "executor": (ExecOpt, "local"),
     "workers": (WorkersOpt, 1), "devices": (DevicesOpt, None), "ray_address": (RayAddressOpt, None),
     "gpus_per_trial": (GpusPerTrialOpt, None), "cpus_per_trial": (CpusPerTrialOpt, None), "pack": (PackOpt, 1),
+    "tensorboard": (TensorBoardOpt, False),
 }
-_EXECUTION = ("executor", "workers", "devices", "ray_address", "gpus_per_trial", "cpus_per_trial", "pack")
+_EXECUTION = ("executor", "workers", "devices", "ray_address", "gpus_per_trial", "cpus_per_trial", "pack",
+              "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -77,15 +99,19 @@ def _execute(suite_name: str, args: SuiteArgs, *, test_noise=None, axis_values=N
     from rich.markup import escape
 
     from liftbench._files import check_output_dir
-    from liftbench.cli.progress import RichTrainProgress, make_progress
+    from liftbench.cli.progress import make_progress, train_progress
     from liftbench.config import parse_assignments
-    from liftbench.papers.match import suite_banner
+    from liftbench.papers.match import suite_setting
     from liftbench.report.render import render_suite
     from liftbench.runner.options import ExecutionOptions
     from liftbench.runner.suite import run_suite, suite_dir
     from liftbench.suites import expand, load_suite
 
     execution = ExecutionOptions.from_flags(**args.execution)  # every executor rule, once, in the library
+    if execution.tensorboard:
+        from liftbench.tensorboard_log import require_tensorboard
+
+        require_tensorboard()  # a missing extra is one line before any trial
     suite = load_suite(suite_name)
     overrides = parse_assignments(args.set_)
     if args.data:
@@ -101,12 +127,13 @@ def _execute(suite_name: str, args: SuiteArgs, *, test_noise=None, axis_values=N
     directory = suite_dir(args.out, suite.name, preset, specs[0].config.data.name)
     console.print(f"[bold]{suite.name}[/] v{suite.version} preset={preset}: {len(specs)} run(s) x "
                   f"{len(specs[0].test_noise)} test condition(s) -> {directory}")
-    banner = suite_banner(suite.name, preset, specs[0].config.data.name)  # the library decides, the CLI renders
+    # the library decides from the resolved configs against the preset's declared setting, the CLI renders
+    banner = suite_setting(suite.name, preset, [(s.variant, s.axis_value, s.config) for s in specs]).banner
     if banner:
         console.print(f"[bold yellow]{banner}[/]", soft_wrap=True)
     progress = make_progress()
     overall = progress.add_task(f"suite {suite.name}", total=len(specs), info="")
-    trial_bar = RichTrainProgress(progress)
+    trial_bar = train_progress(progress)  # plain lines at a fixed interval when no terminal watches
 
     def on_start(i, spec):
         axis = f" {spec.axis_key.split('.')[-1]}={spec.axis_value}" if spec.axis_key else ""
@@ -125,18 +152,23 @@ def _execute(suite_name: str, args: SuiteArgs, *, test_noise=None, axis_values=N
     exec_obj = execution.make_executor(on_progress=on_counts, on_trial_start=on_start)
 
     def on_end(i, result):
-        state = "error: " + escape(result.error) if result.error else ("trained" if result.trained else "already trained")
+        state = ("error: " + escape(result.error) if result.error
+                 else ("trained" if result.trained else "already trained"))
         if execution.in_process:
             trial_bar.finish()
             progress.update(overall, advance=1, info=f"last: {result.spec.variant} ({state})")
-        else:
-            progress.console.print(f"  {result.spec.variant} s{result.spec.seed}: {state}", soft_wrap=True)
+        if progress.disable or not execution.in_process:  # a log has no bar: one line per finished trial
+            progress.console.print(f"  trial {i + 1}/{len(specs)} {result.spec.variant} s{result.spec.seed}: "
+                                   f"{state}", soft_wrap=True)
 
     with progress:
         rows, summary, results = run_suite(specs, args.out, directory, data_dir=args.data_dir, device=args.device,
                                            info={"suite": suite.name, "version": suite.version, "preset": preset,
                                                  "executor": execution.executor},
                                            on_trial_end=on_end, executor=exec_obj, pack=execution.pack)
+    if progress.disable and not execution.in_process:  # a log: the overall bar's last state, once
+        last = next(t for t in progress.tasks if t.id == overall).fields.get("info", "")
+        console.print(f"suite {suite.name}: {last}", soft_wrap=True)
     trained = sum(r.trained for r in results)
     failed = [r for r in results if r.error]
     render_suite(directory, console)
@@ -171,9 +203,11 @@ def run(suite: Annotated[str | None, typer.Argument(help="Suite name (see --list
 
 
 @suite_command("noise")
-def noise(sigma: Annotated[str, typer.Option("--sigma", help="Test noise in px: a..b (with --step), 0,5,10 or one value.")] = "5..20",
+def noise(sigma: Annotated[str, typer.Option(
+              "--sigma", help="Test noise in px: a..b (with --step), 0,5,10 or one value.")] = "5..20",
           step: Annotated[float, typer.Option("--step", help="Step of an a..b range.")] = 5.0,
-          train_noise: Annotated[float | None, typer.Option("--train-noise", help="Also train on noisy 2D (sigma px).")] = None,
+          train_noise: Annotated[float | None, typer.Option(
+              "--train-noise", help="Also train on noisy 2D (sigma px).")] = None,
           *, args: SuiteArgs) -> None:
     """Paper Table 3: train once on clean 2D, test with Gaussian noise of each sigma (sigma 0 always included).
 
@@ -185,7 +219,8 @@ def noise(sigma: Annotated[str, typer.Option("--sigma", help="Test noise in px: 
 
 
 @suite_command("seqlen")
-def seqlen(lengths: Annotated[str, typer.Option("--lengths", help="Sequence lengths: a..b, or a list 2,5,10.")] = "2..10",
+def seqlen(lengths: Annotated[str, typer.Option(
+               "--lengths", help="Sequence lengths: a..b, or a list 2,5,10.")] = "2..10",
            *, args: SuiteArgs) -> None:
     """Paper Figure 3: the seq2seq model trained and scored for each sequence length.
 
@@ -205,8 +240,10 @@ def jitter(*, args: SuiteArgs) -> None:
 
 
 @app.command("status", rich_help_panel="Suites")
-def status(directory: Annotated[Path, typer.Argument(help="A suite directory, or the results root holding several.")] = Path("results")) -> None:
-    """done / running / failed / interrupted / pending for every run of a suite (works while it runs, on any executor)."""
+def status(directory: Annotated[Path, typer.Argument(
+               help="A suite directory, or the results root holding several.")] = Path("results")) -> None:
+    ("done / running / failed / interrupted / pending for every run of a suite "
+     "(works while it runs, on any executor).")
     from rich.markup import escape
 
     from liftbench.runner.status import suite_status
@@ -227,7 +264,8 @@ def status(directory: Annotated[Path, typer.Argument(help="A suite directory, or
 
 
 @app.command("report", rich_help_panel="Suites")
-def report(directory: Annotated[Path, typer.Argument(help="A suite directory (results/<suite>-<preset>-<data>).")]) -> None:
+def report(directory: Annotated[Path, typer.Argument(
+               help="A suite directory (results/<suite>-<preset>-<data>).")]) -> None:
     """Rich tables, report.md and PNG plots from a suite's results.csv / summary.csv."""
     from liftbench.report.render import render_suite
 

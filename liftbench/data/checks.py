@@ -46,7 +46,20 @@ def pose_array_problem(arr: object, where: str, joints: tuple[int, ...], dims: i
     if not finite.all():
         bad = np.flatnonzero(~finite)
         return f"{where}: NaN/inf in {len(bad)} frame(s), first at frame {bad[0]}; {fix}"
+    largest = float(np.abs(arr).max())
+    if largest > np.finfo(np.float32).max:  # finite float64 that would become inf when stored as float32
+        return f"{where}: values up to {largest:.3g} overflow float32 (poses are at most metres or pixels); {fix}"
     return None
+
+
+def score_problem(scores: np.ndarray, where: str, fix: str) -> str | None:
+    """Detector scores (N, J) that are not finite probabilities in [0, 1]."""
+    bad = ~(np.isfinite(scores) & (scores >= 0.0) & (scores <= 1.0))
+    if not bad.any():
+        return None
+    frame = int(np.flatnonzero(bad.any(axis=tuple(range(1, scores.ndim))))[0])
+    return (f"{where}: the score channel (third value per joint) must hold confidences in [0, 1]; "
+            f"{int(bad.sum())} value(s) are not, first at frame {frame}; {fix}")
 
 
 def keypoints_2d_problem(uv: np.ndarray, resolution: tuple[int, int], where: str, fix: str) -> str | None:

@@ -27,6 +27,8 @@ class Sequence:
     keypoints_2d: np.ndarray  # (N, 17, 2) float32, pixels
     joints_3d: np.ndarray  # (N, 17, 3) float32, mm, camera frame
     resolution: tuple[int, int] | None = None  # (width, height) px of the camera image; set from the cameras
+    confidence: np.ndarray | None = None  # (N, 17) float32 detector scores in [0, 1]; None: the 2D has none
+    intrinsics: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy) px, pinhole; from the cameras
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -51,10 +53,14 @@ class PoseDataset:
 
     def __post_init__(self) -> None:
         self.sequences.sort(key=lambda s: (s.subject, s.action, s.camera))
-        for s in self.sequences:  # the image size travels with each sequence (screen-normalised lifters)
+        for s in self.sequences:  # the image size and intrinsics travel with each sequence (representations)
             cams = self.cameras.get(s.subject) if self.cameras else None
-            if s.resolution is None and cams is not None and 0 <= s.camera < len(cams):
-                s.resolution = tuple(int(v) for v in cams[s.camera].resolution)
+            if cams is not None and 0 <= s.camera < len(cams):
+                cam = cams[s.camera]
+                if s.resolution is None:
+                    s.resolution = tuple(int(v) for v in cam.resolution)
+                if s.intrinsics is None:
+                    s.intrinsics = (float(cam.f[0]), float(cam.f[1]), float(cam.c[0]), float(cam.c[1]))
 
     @property
     def subjects(self) -> list[str]:
@@ -93,6 +99,8 @@ class PoseDataset:
             h.update(f"{s.key}".encode())
             h.update(np.ascontiguousarray(s.keypoints_2d, dtype=np.float32).tobytes())
             h.update(np.ascontiguousarray(s.joints_3d, dtype=np.float32).tobytes())
+            if s.confidence is not None:  # detector scores are data: another score file is other data
+                h.update(np.ascontiguousarray(s.confidence, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
 
@@ -110,5 +118,6 @@ def subset_sequences(sequences: list[Sequence], fraction: float) -> list[Sequenc
     out = []
     for s in sequences:
         n = max(1, int(round(s.n_frames * fraction)))
-        out.append(dataclasses.replace(s, keypoints_2d=s.keypoints_2d[:n], joints_3d=s.joints_3d[:n]))
+        out.append(dataclasses.replace(s, keypoints_2d=s.keypoints_2d[:n], joints_3d=s.joints_3d[:n],
+                                       confidence=None if s.confidence is None else s.confidence[:n]))
     return out

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from liftbench.data.cameras import CAMERA_IDS, Camera, h36m_cameras, project, world_to_camera
-from liftbench.data.checks import UnsafeProblem, joints_3d_problem, keypoints_2d_problem, pose_array_problem
+from liftbench.data.checks import (
+    UnsafeProblem,
+    joints_3d_problem,
+    keypoints_2d_problem,
+    pose_array_problem,
+    score_problem,
+)
 from liftbench.data.dataset import Sequence
 from liftbench.data.safe.npz import load_npz
 from liftbench.data.skeleton import H36M32_TO_17, NUM_JOINTS
@@ -244,9 +250,12 @@ class _Reader:
                 for c, arr in enumerate(entries):
                     label = f"{where} {action} cam {c}"
                     empty = arr is None or (isinstance(arr, np.ndarray) and arr.size == 0)
+                    # (N, J, 2) pixels, or (N, J, 3) with the detector's score per joint as a third channel
+                    dims = 3 if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[2] == 3 else 2
                     problem = None if empty else (
-                        pose_array_problem(arr, label, (LAYOUT_JOINTS[layout],), 2, FIX_2D)
-                        or keypoints_2d_problem(arr, _resolution(subject, c), label, FIX_2D))
+                        pose_array_problem(arr, label, (LAYOUT_JOINTS[layout],), dims, FIX_2D)
+                        or keypoints_2d_problem(arr[..., :2], _resolution(subject, c), label, FIX_2D)
+                        or (score_problem(arr[..., 2], label, FIX_2D) if dims == 3 else None))
                     if problem:
                         pairing.problems.append(problem)
                     arrays.append(None if empty or problem else arr)
@@ -350,9 +359,14 @@ class _Reader:
                 if problem:
                     problems.append(problem)
                     continue
-            else:
-                keypoints = to_h36m17(p.takes_2d[subject][action][c][:n], p.layout)
-            out.append(Sequence(subject, action, c, keypoints.astype(np.float32), joints.astype(np.float32)))
+            confidence = None
+            if p.takes_2d is not None:
+                arr = p.takes_2d[subject][action][c][:n]
+                keypoints = to_h36m17(arr[..., :2], p.layout)
+                if arr.shape[2] == 3:  # the detector's scores travel with the keypoints (MotionBERT's third channel)
+                    confidence = to_h36m17(np.repeat(arr[..., 2:], 2, axis=2), p.layout)[..., 0].astype(np.float32)
+            out.append(Sequence(subject, action, c, keypoints.astype(np.float32), joints.astype(np.float32),
+                                confidence=confidence))
         return out, problems
 
 

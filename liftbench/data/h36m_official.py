@@ -38,6 +38,7 @@ from liftbench._files import file_sha256, write_json_atomic
 from liftbench.data.h36m import FILE_3D
 from liftbench.data.safe.npz import load_npz
 from liftbench.errors import ConfigError, DataError, MissingExtraError, one_line
+from liftbench.values import float32_safe, user_file
 
 SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 POSE_DIR = Path("MyPoseFeatures") / "D3_Positions"
@@ -57,6 +58,7 @@ DROPPED: dict[tuple[str, str], str] = {
 # A body is ~1.7 m tall: in millimetres a frame spans hundreds of units, in metres about 2. No real
 # frame of a take spans less than 10 mm, so a take whose largest frame extent is below this is metres.
 MIN_EXTENT_MM = 10.0
+MAX_CDF_BYTES = 1 << 32  # one take's D3_Positions file is ~10 MB
 MANIFEST = "data_3d_h36m.manifest.json"
 INSTALL_HINT = "pip install 'liftbench[h36m]'"
 LAYOUT_HINT = (f"DIR must be the folder holding the extracted subjects ({' '.join(SUBJECTS)}), each with "
@@ -162,6 +164,7 @@ def _take_files(folder: Path, subject: str) -> dict[str, Path]:
 def read_pose_mm(path: Path) -> np.ndarray:
     """``Pose`` of one D3_Positions file as (N, 32, 3) float64 world millimetres, checked."""
     cdflib = _cdflib()
+    user_file(path, f"an official {POSE_DIR.as_posix()} .cdf file", MAX_CDF_BYTES)  # not a FIFO: cdflib would block
     try:
         cdf = cdflib.CDF(str(path))
         info = cdf.cdf_info()
@@ -194,6 +197,7 @@ def read_pose_mm(path: Path) -> np.ndarray:
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise DataError(f"{path}: NaN/inf in {len(bad)} frame(s), first at frame {bad[0]}; re-extract this file")
+    float32_safe(poses, f"{path}: '{VARIABLE}'")  # converted poses are stored as float32
     extent = (poses.max(axis=1) - poses.min(axis=1)).max()  # largest per-frame bounding-box side
     if extent < MIN_EXTENT_MM:
         raise DataError(f"{path}: the pose spans at most {extent:.3g} units, but a body is ~1700 mm tall: this "

@@ -289,7 +289,7 @@ class MocapMiniSource(DatasetSource):
         if n_seq != manifest["counts"]["sequences"] or len(kp) != manifest["counts"]["frames"]:
             problems.append(f"{where}: {n_seq} sequences / {len(kp)} frames, manifest says "
                             f"{manifest['counts']['sequences']} / {manifest['counts']['frames']}{fix}")
-        for name, arr, dims in (("keypoints_2d", kp, 2), ("joints_3d", j3, 3)):
+        for name, arr, _dims in (("keypoints_2d", kp, 2), ("joints_3d", j3, 3)):
             if not np.isfinite(arr).all():
                 problems.append(f"{where}: {name} has {int((~np.isfinite(arr)).sum())} NaN/inf values{fix}")
         cams = h36m_cameras()

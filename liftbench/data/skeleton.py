@@ -22,7 +22,8 @@ PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 
 LEFT_JOINTS: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
 RIGHT_JOINTS: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
 FLIP_PERMUTATION: tuple[int, ...] = tuple(
-    {**{l: r for l, r in zip(LEFT_JOINTS, RIGHT_JOINTS)}, **{r: l for l, r in zip(LEFT_JOINTS, RIGHT_JOINTS)}}.get(j, j)
+    {**{left: right for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS)},
+     **{right: left for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS)}}.get(j, j)
     for j in range(NUM_JOINTS)
 )
 

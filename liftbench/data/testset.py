@@ -28,7 +28,8 @@ def count_test_set(videos: Iterable[tuple[str, str, int, int]], dataset: str) ->
 
     ``videos``: one ``(subject, action, camera, n_frames)`` per test video (an action name is a take,
     e.g. "Directions 1"; its group is the first word). Pure: no files are read."""
-    per_group: dict[str, dict] = defaultdict(lambda: {"videos": 0, "frames": 0, "takes": set(), "cameras": defaultdict(set)})
+    per_group: dict[str, dict] = defaultdict(
+        lambda: {"videos": 0, "frames": 0, "takes": set(), "cameras": defaultdict(set)})
     for subject, action, camera, n_frames in videos:
         g = per_group[action_group(action)]
         g["videos"] += 1
@@ -53,7 +54,8 @@ def count_test_set(videos: Iterable[tuple[str, str, int, int]], dataset: str) ->
                 for take in takes:
                     cams = g["cameras"][(subject, take)]
                     if len(cams) < H36M_CAMERAS:
-                        absent.append(f"{subject} '{take}': {H36M_CAMERAS - len(cams)} of {H36M_CAMERAS} cameras absent")
+                        absent.append(f"{subject} '{take}': {H36M_CAMERAS - len(cams)} of {H36M_CAMERAS} "
+                                      "cameras absent")
         groups[name] = entry
     total_videos = sum(e["videos"] for e in groups.values())
     out = {"dataset": dataset, "videos": total_videos, "frames": sum(e["frames"] for e in groups.values()),

@@ -189,7 +189,8 @@ class MLPStack(ModuleStack):
         flags = lambda key: torch.tensor([bool(getattr(c, key)) for c in self.configs], device=self.device)  # noqa: E731
         self.max_norm, self.residual = flags("max_norm"), flags("residual")  # (K,) bool
         self.any_max_norm = bool(self.max_norm.any())
-        self.residual_mode = "all" if bool(self.residual.all()) else "none" if not bool(self.residual.any()) else "mixed"
+        self.residual_mode = ("all" if bool(self.residual.all())
+                              else "none" if not bool(self.residual.any()) else "mixed")
         self.dropout = [c.dropout for c in self.configs]
 
     def _masks(self, N: int, generators: list[torch.Generator]) -> list[Tensor | None]:

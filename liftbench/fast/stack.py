@@ -132,7 +132,8 @@ class ModuleStack:
                 b.copy_(self.buffers[n][k])
 
     def losses(self, x: Tensor, y: Tensor, stats: list[NormStats], generators: list[torch.Generator]) -> Tensor:
-        """Training losses (K,) of windows x (K, B, T, D_in) against y (K, B, T_out, D_out), differentiable in params."""
+        ("Training losses (K,) of windows x (K, B, T, D_in) against y (K, B, T_out, D_out), "
+         "differentiable in params.")
         raise NotImplementedError
 
     def set_bn_momentum(self, momentum: float) -> None:

@@ -2,7 +2,7 @@
 ``liftbench.models`` entry-point group. Adding a lifter means adding one file here (and one
 import line below) or shipping it in your own package with an entry point."""
 
-from liftbench.models import mlp, seq2seq, tcn  # noqa: F401,E402  (registration side effect)
+from liftbench.models import mixste, mlp, motionbert, seq2seq, tcn  # noqa: F401  (registration side effect)
 from liftbench.models.base import (  # noqa: F401
     LIFTERS,
     Contract,

@@ -9,7 +9,9 @@ outside the model files asks for a lifter by name.
 
 Shapes: ``forward`` maps encoded windows (B, T, D_in) to encoded outputs (B, T_out, D_out), where
 T_out = T for ``targets = "window"`` and the aligned frame(s) otherwise; ``predict_frames`` returns the
-aligned prediction of every frame of a split (F, D_out).
+aligned prediction of every frame of a split (F, D_out). A clip model (window alignment ``"clip"``) is
+evaluated clip by clip (``data.windows.clip_plan``: every frame taken from exactly one clip) through
+``predict_clips`` (B, T, D_in) -> (B, T, D_out), where it applies its test-time augmentation.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from liftbench.data.normalize import NormStats, Representation
-from liftbench.data.windows import WindowSpec
+from liftbench.data.conventions import EvaluationConvention
+from liftbench.data.normalize import NormStats, Representation, flip_maps
+from liftbench.data.windows import WindowSpec, clip_plan
 from liftbench.errors import ConfigError
 from liftbench.registry import Registry
 
-__all__ = ["Contract", "Lifter", "NormStats", "LIFTERS", "create_lifter", "lifter_contract", "list_lifters", "trainable_parameters"]
+__all__ = ["Contract", "Lifter", "NormStats", "LIFTERS", "create_lifter", "lifter_contract", "list_lifters",
+           "trainable_parameters", "flip_averaged", "predict_by_clips"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +59,13 @@ class Lifter(nn.Module):
     input_kind: ClassVar[str] = "frame"  # "frame" | "sequence"
     toggles: ClassVar[tuple[str, ...]] = ()  # ablation switches among the Config fields
     train_defaults: ClassVar[dict[str, Any]] = {}  # paper training recipe: lr, batch_size, epochs, schedule ...
-    speed_path: ClassVar[str] = ""  # optional "module:Class" of a liftbench.fast.SpeedPath (stacked training, fast eval)
+    speed_path: ClassVar[str] = ""  # optional "module:Class" of a fast.SpeedPath (stacked training, fast eval)
     retired_config_keys: ClassVar[tuple[str, ...]] = ()  # keys older liftbench versions saved; ignored when read back
+    # Config keys added after runs existed: hashed only when they differ from their default, so adding an option
+    # never renames (and retrains) the runs that do not use it
+    later_config_keys: ClassVar[tuple[str, ...]] = ()
+    # the frame set and weights of the re-implemented codebase's own evaluation (``evaluate --convention``)
+    evaluation_convention: ClassVar[EvaluationConvention | None] = None
 
     def __init__(self, config: Any):
         super().__init__()
@@ -88,6 +98,11 @@ class Lifter(nn.Module):
             return out[:, 0]
         return out[:, self.contract.window.aligned_position]
 
+    def predict_clips(self, x: torch.Tensor) -> torch.Tensor:
+        """A clip model's evaluation output of every frame of each clip: (B, T, D_in) -> (B, T, D_out).
+        Default: ``forward``; a lifter with test-time augmentation overrides it (``flip_averaged``)."""
+        return self.forward(x)
+
     def predict_frames(self, inputs: torch.Tensor, index: torch.Tensor, batch_size: int,
                        segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
         """Aligned predictions of every frame: inputs (F, D_in) encoded frames, index (F, T) the rows of
@@ -95,7 +110,13 @@ class Lifter(nn.Module):
 
         The evaluator calls this, not ``predict_aligned``, so a sequence model can share per-frame work
         between the windows that contain a frame; ``segments`` lists each sequence's (first row,
-        length) for models that run whole sequences. Default: gather ``batch_size`` windows at a time."""
+        length) for models that run whole sequences. Default: gather ``batch_size`` windows at a time;
+        a clip model: its clips (``predict_by_clips``)."""
+        if self.contract.window.is_clip:
+            if segments is None:
+                segments = [(0, int(inputs.shape[0]))]
+            return predict_by_clips(self.predict_clips, inputs, segments, self.contract.window,
+                                    self.contract.representation.output_dim, batch_size)
         chunks = [self.predict_aligned(inputs[index[a : a + batch_size]])  # (b, T, D_in) -> (b, D_out)
                   for a in range(0, index.shape[0], batch_size)]
         if chunks:
@@ -109,6 +130,37 @@ class Lifter(nn.Module):
     def flops_per_frame(self) -> dict[str, float] | None:
         """Optional: FLOPs per predicted frame {"train": ..., "eval": ...} for ``liftbench bench``."""
         return None
+
+
+def predict_by_clips(run: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, segments: list[tuple[int, int]],
+                     spec: WindowSpec, output_dim: int, batch_size: int) -> torch.Tensor:
+    """Every frame's output from the clip that covers it: inputs (F, D_in), ``segments`` each sequence's
+    (first row, length) -> (F, D_out). Clips of one length are batched (``batch_size`` frames per batch);
+    rows past a sequence's end repeat its last frame (``short = "pad"``)."""
+    out = inputs.new_full((inputs.shape[0], output_dim), float("nan"))  # every row written exactly once below
+    by_length: dict[int, list[tuple[torch.Tensor, int, int, int]]] = {}
+    for first, n in segments:
+        for start, length, keep_from, keep_to in clip_plan(n, spec):
+            rows = torch.arange(start, start + length, device=inputs.device).clamp_(max=n - 1) + first  # (L,)
+            by_length.setdefault(length, []).append((rows, first + start + keep_from, keep_from, keep_to))
+    for length, clips in by_length.items():
+        per_batch = max(1, batch_size // length)
+        for a in range(0, len(clips), per_batch):
+            batch = clips[a : a + per_batch]
+            y = run(inputs[torch.stack([c[0] for c in batch])])  # (b, L, D_in) -> (b, L, D_out)
+            for i, (_, dest, keep_from, keep_to) in enumerate(batch):
+                out[dest : dest + keep_to - keep_from] = y[i, keep_from:keep_to]
+    return out
+
+
+def flip_averaged(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, rep: Representation) -> torch.Tensor:
+    """``run(x)`` averaged with the un-mirrored output of the mirrored input (flip test-time augmentation,
+    as VideoPose3D, MotionBERT and MixSTE do): x (..., D_in) encoded, mirrored in encoded space
+    (``data.normalize.flip_maps``: x negated, left/right swapped; a score channel untouched)."""
+    out = run(x)
+    perm_in, sign_in, perm_out, sign_out = (torch.as_tensor(a, device=x.device) for a in flip_maps(rep))
+    back = run(x[..., perm_in] * sign_in.to(x.dtype))
+    return (out + back[..., perm_out] * sign_out.to(out.dtype)) / 2
 
 
 def trainable_parameters(model: nn.Module) -> int:

@@ -11,8 +11,10 @@ from liftbench.models.size import count_parameters
 
 
 def _contract_dict(contract) -> dict[str, Any]:
-    return {"representation": dataclasses.asdict(contract.representation), "window": dataclasses.asdict(contract.window),
-            "label": contract.label, "method": contract.method, "test_time_augmentation": contract.test_time_augmentation}
+    return {"representation": dataclasses.asdict(contract.representation),
+            "window": dataclasses.asdict(contract.window),
+            "label": contract.label, "method": contract.method,
+            "test_time_augmentation": contract.test_time_augmentation}
 
 
 def _parameters(name: str, **params: Any) -> int:

@@ -20,23 +20,34 @@ The supervised temporal convolutional lifter, faithful to ``common/model.py`` (f
   "w/o dilation" ablation uses dense kernels). Evaluation runs the dilated model over whole videos
   padded by edge replication (``predict_frames``), with optional flip test-time augmentation.
 * BatchNorm: PyTorch defaults (eps 1e-5, momentum 0.1, decayed by the recipe's schedule).
+* ``in_features = 3`` reads the detector's score as a third value per joint (17 x 3 = 51 input channels, as
+  VideoPose3D's ``d-pt-243.bin``). Released weights load with ``liftbench import-checkpoint videopose3d``:
+  module names equal ``TemporalModel``'s, the configuration is read from the tensor shapes
+  (``config_from_official``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from liftbench.data.normalize import Representation, flip_maps
+from liftbench.data.conventions import EveryFrameOnce
+from liftbench.data.normalize import Representation
 from liftbench.data.skeleton import NUM_JOINTS
 from liftbench.data.windows import WindowSpec
-from liftbench.errors import ConfigError
-from liftbench.models.base import LIFTERS, Contract, Lifter, NormStats
+from liftbench.errors import CheckpointError, ConfigError
+from liftbench.models.base import LIFTERS, Contract, Lifter, NormStats, flip_averaged
+from liftbench.models.official import count_indexed, joints_check, shape_of
 
 REPRESENTATION = Representation(input_joints="h36m17", input_norm="screen", output_joints="all17", output_norm="metres")
+# in_features = 3: the detector's score per joint as a third input feature (VideoPose3D's d-pt-243.bin)
+REPRESENTATION_WITH_SCORES = dataclasses.replace(REPRESENTATION, input_confidence=True)
 _EVAL_CHUNK = 8192  # output frames per dilated pass over a long video (bounds activation memory)
 
 
@@ -60,6 +71,11 @@ class TemporalConvLifter(Lifter):
         causal: bool = False  # --causal: frame t from frames t-RF+1 .. t
         dense: bool = False  # --dense: dense kernels instead of dilation (ablation)
         test_flip: bool = True  # flip test-time augmentation, on in every published number (-no-tta off)
+        in_features: int = 2  # input values per joint: x, y (2) or x, y, detector score (3; in_features of run.py)
+
+        @property
+        def representation(self) -> Representation:
+            return REPRESENTATION_WITH_SCORES if self.in_features == 3 else REPRESENTATION
 
         @property
         def widths(self) -> tuple[int, ...]:
@@ -75,6 +91,9 @@ class TemporalConvLifter(Lifter):
                 raise ConfigError(f"{where}: 'channels' must be >= 1, got {self.channels}.")
             if not 0.0 <= self.dropout < 1.0:
                 raise ConfigError(f"{where}: 'dropout' is a probability in [0, 1), got {self.dropout}.")
+            if self.in_features not in (2, 3):
+                raise ConfigError(f"{where}: 'in_features' is 2 (x, y) or 3 (x, y, detector score), got "
+                                  f"{self.in_features}.")
 
     paper = ("Pavllo, Feichtenhofer, Grangier & Auli, 3D human pose estimation in video with temporal convolutions "
              "and semi-supervised training, CVPR 2019 (code: facebookresearch/VideoPose3D)")
@@ -84,17 +103,68 @@ class TemporalConvLifter(Lifter):
                           "243 frames": ({"filter_widths": "3,3,3,3,3"}, 16_952_371)}
     input_kind = "sequence"
     speed_path = "liftbench.fast.tcn:TemporalConvSpeed"  # names bench's plain path (dilated, one window per frame)
+    later_config_keys = ("in_features",)  # added with official checkpoint import (issue 24)
     toggles = ("filter_widths", "causal", "dense", "dropout", "test_flip")
+    evaluation_convention = EveryFrameOnce(
+        "videopose3d", "VideoPose3D's evaluation: every frame of every video once (whole videos, edges padded), "
+        "frames weighted within an action, then the 15 actions unweighted (S11 Directions absent from its data "
+        "files): equal to liftbench's on the same predictions")
     train_defaults = {"lr": 1e-3, "batch_size": 1024, "epochs": 80, "lr_decay": 0.95, "lr_decay_every": "epoch",
                       "optimizer": "amsgrad", "bn_momentum_start": 0.1, "bn_momentum_end": 0.001,
                       "flip_augment": True}
+    # `liftbench import-checkpoint videopose3d FILE`: run.py's {epoch, lr, random_state, optimizer, model_pos}
+    # (pretrained_h36m_cpn.bin, pretrained_h36m_detectron_coco.bin); module names equal TemporalModel's
+    checkpoint_format = "videopose3d"
+    official_prefix = ""
+    official_extras = ("random_state",)
+    official_notes = ("the input joint order leaves no trace in the weights: H36M-17 is assumed. "
+                      "pretrained_h36m_detectron_coco.bin reads COCO-17 keypoints, which liftbench does not feed a "
+                      "lifter yet: its predictions would be wrong",)
+
+    @classmethod
+    def config_from_official(cls, state: dict[str, torch.Tensor],
+                             given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, str]]]:
+        """Widths, channels and input features from the tensor shapes: expand_conv (C, 17 F, W0),
+        layers_conv.2i (C, C, W_i) (under ``dense`` the kernel is (W_i - 1) d_i + 1, d_i = W0 ... W_(i-1)),
+        shrink (51, C, 1). Causal or centred and dense or dilated leave no trace in the weights."""
+        what = "VideoPose3D TemporalModel"
+        channels, in_channels, first = shape_of(state, "expand_conv.weight", 3, what)
+        features, rest = divmod(in_channels, NUM_JOINTS)
+        if rest or features not in (2, 3):
+            raise CheckpointError(f"tensor 'expand_conv.weight' reads {in_channels} input channels, not 17 joints x 2 "
+                                  "(x, y) or x 3 (x, y, detector score); 16-joint (MPII) inputs are not supported")
+        out = shape_of(state, "shrink.weight", 3, what)[0]
+        if out == 3:
+            raise CheckpointError("tensor 'shrink.weight' predicts 1 joint: this is the semi-supervised trajectory "
+                                  "model (model_traj), not the pose model")
+        joints_check(out // 3, "shrink.weight")
+        convs = count_indexed(state, "layers_conv.{i}.weight")
+        widths = [first]
+        for i in range(0, convs, 2):
+            kernel = shape_of(state, f"layers_conv.{i}.weight", 3, what)[2]
+            if given.get("dense") is True:  # a dense kernel spans the block's dilated receptive field
+                dilation = math.prod(widths)
+                steps, rest = divmod(kernel - 1, dilation)
+                if rest:
+                    raise CheckpointError(f"tensor 'layers_conv.{i}.weight' has kernel {kernel}, not a dense kernel "
+                                          f"(W - 1) x {dilation} + 1; drop --set dense=true if the model is dilated")
+                kernel = steps + 1
+            widths.append(kernel)
+        read = {"filter_widths": ",".join(map(str, widths)), "channels": channels, "in_features": features}
+        needs = {"causal": (False, "the weights are the same causal or centred (--causal); the published models "
+                                   "are centred"),
+                 "dense": (False, "--dense kernels of a block can equal another model's dilated ones; the published "
+                                  "models are dilated"),
+                 "test_flip": (True, "flip test-time augmentation, on in every published number"),
+                 "dropout": (0.25, "training only: no effect on predictions")}
+        return read, needs
 
     @classmethod
     def contract_for(cls, config: Config) -> Contract:
         rf = 1
         for w in config.widths:
             rf *= w
-        return Contract(representation=REPRESENTATION,
+        return Contract(representation=config.representation,
                         window=WindowSpec(rf, "causal" if config.causal else "centred", "padded", "aligned"),
                         label="Pavllo et al. 2019 (VideoPose3D TCN)", method="pavllo2019",
                         test_time_augmentation="horizontal flip, averaged with the unflipped prediction"
@@ -104,7 +174,7 @@ class TemporalConvLifter(Lifter):
         config = config or self.Config()
         super().__init__(config)
         widths, C = config.widths, config.channels
-        self.expand_conv = nn.Conv1d(REPRESENTATION.input_dim, C, widths[0], bias=False)
+        self.expand_conv = nn.Conv1d(config.representation.input_dim, C, widths[0], bias=False)
         self.expand_bn = nn.BatchNorm1d(C, momentum=0.1)
         self.layers_conv = nn.ModuleList()
         self.layers_bn = nn.ModuleList()
@@ -164,13 +234,8 @@ class TemporalConvLifter(Lifter):
 
     # ------------------------------------------------------------------ evaluation
     def _flipped(self, run, x: torch.Tensor) -> torch.Tensor:
-        """``run(x)`` averaged with the un-mirrored prediction of the mirrored input (flip TTA)."""
-        out = run(x)
-        if not self.config.test_flip:
-            return out
-        perm_in, sign_in, perm_out, sign_out = (torch.as_tensor(a, device=x.device) for a in flip_maps(REPRESENTATION))
-        back = run(x[..., perm_in] * sign_in.to(x.dtype))
-        return (out + back[..., perm_out] * sign_out.to(out.dtype)) / 2
+        """``run(x)``, averaged with the un-mirrored prediction of the mirrored input under flip TTA."""
+        return flip_averaged(run, x, self.config.representation) if self.config.test_flip else run(x)
 
     def predict_aligned(self, x: torch.Tensor) -> torch.Tensor:  # (B, RF, 34) -> (B, 51)
         return self._flipped(lambda v: self.forward(v)[:, 0], x)
@@ -212,7 +277,8 @@ class TemporalConvLifter(Lifter):
             positions.insert(0, positions[0] * w)  # output positions each layer computes for one window
         train = 2 * self.expand_conv.weight.numel() * positions[1]
         for i in range(len(widths) - 1):
-            train += 2 * (self.layers_conv[2 * i].weight.numel() + self.layers_conv[2 * i + 1].weight.numel()) * positions[i + 2]
+            block = self.layers_conv[2 * i].weight.numel() + self.layers_conv[2 * i + 1].weight.numel()
+            train += 2 * block * positions[i + 2]
         train += 2 * self.shrink.weight.numel()
         mult = 2 if self.config.test_flip else 1
         return {"train": 3.0 * train, "eval": float(2 * weights * mult)}

@@ -15,6 +15,7 @@ The directory is the shipped ``baselines/`` (see ``liftbench.resources``), or ``
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ import pandas as pd
 
 from liftbench.errors import DataError, UnknownNameError, one_line, unknown_name_message
 from liftbench.resources import shipped_path
+from liftbench.values import TABLE_MAX_BYTES, read_text_capped, reading
 
 ENV_VAR = "LIFTBENCH_BASELINES"
 
@@ -40,24 +42,30 @@ SLICE_TYPES = ("action", "all")
 CLAIMS_SUFFIX = "_claims.csv"
 #: the setting of a published number (see baselines/README.md); checked when present, '' means not stated
 SETTING_VALUES = {"within_action": ("frames", "videos", "unknown"), "alignment": ("causal", "centred", "frame"),
-                  "tta": ("none", "flip"), "evaluation_bug": ("true", "false", "unknown")}
+                  "tta": ("none", "flip"), "evaluation_bug": ("true", "false", "unknown"),
+                  "p2_kind": ("rigid", "similarity", "unknown")}
+#: the measured metric of each Protocol #2 kind (P1 rows have no kind)
+P2_KIND_METRIC = {"rigid": "p_mpjpe_rigid", "similarity": "p_mpjpe"}
 
 #: Human-readable descriptions of the shipped groups; an unknown group gets a generic one.
 DESCRIPTIONS = {
     "hossain2018": "Hossain & Little ECCV 2018, Tables 1-4 as published (P1/P2 per action, noise, ablation); "
                    "affected by the evaluation bug",
     "hossain2018_corrected": "Hossain & Little, corrected evaluation (Actual_result.png): P1 58.25 / P2 44.09 mm",
-    "martinez2017": "Martinez et al. ICCV 2017: P1 (SH 62.9, GT 45.5), P2 47.7, P2 vs 2D noise; as quoted by Hossain & Little",
-    "pavllo2019": "Pavllo et al. CVPR 2019 (VideoPose3D): P1/P2 per action, 243 frames on CPN 46.8 / 36.5, causal 49.0 / "
-                  "38.1, single frame 51.8 / 40.0; 27/81/243-frame and GT-2D rows; quoted Hossain (corrected) and Martinez",
+    "martinez2017": "Martinez et al. ICCV 2017: P1 (SH 62.9, GT 45.5), P2 47.7, P2 vs 2D noise; as quoted by "
+                    "Hossain & Little",
+    "pavllo2019": "Pavllo et al. CVPR 2019 (VideoPose3D): P1/P2 per action, 243 frames on CPN 46.8 / 36.5, causal "
+                  "49.0 / 38.1, single frame 51.8 / 40.0; 27/81/243-frame and GT-2D rows; quoted Hossain (corrected) "
+                  "and Martinez",
 }
 CITATIONS = {
     "hossain2018": "Hossain & Little, Exploiting temporal information for 3D pose estimation, ECCV 2018, Tables 1-4",
     "hossain2018_corrected": "rayat137/Pose_3D README.md, issue #3 and temporal_3d_release/Actual_result.png",
     "martinez2017": "Martinez, Hossain, Romero & Little, A simple yet effective baseline for 3d human pose "
                     "estimation, ICCV 2017; as quoted in Hossain & Little, ECCV 2018, Tables 1-3",
-    "pavllo2019": "Pavllo, Feichtenhofer, Grangier & Auli, 3D human pose estimation in video with temporal convolutions "
-                  "and semi-supervised training, CVPR 2019, Tables 1 and 5; facebookresearch/VideoPose3D README.md",
+    "pavllo2019": "Pavllo, Feichtenhofer, Grangier & Auli, 3D human pose estimation in video with temporal "
+                  "convolutions and semi-supervised training, CVPR 2019, Tables 1 and 5; "
+                  "facebookresearch/VideoPose3D README.md",
 }
 
 _TABLE_KEY = re.compile(r"^(?P<paper>.+?)_table(?P<n>\d+)(?:_.*)?$")
@@ -82,7 +90,8 @@ def _files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise DataError(f"Baselines directory {directory} not found; set {ENV_VAR} to the folder holding the "
                         "published-number CSVs (the repository's baselines/).")
-    # top level only: baselines/reference/ holds CI results, not papers; *_claims.csv are claims (liftbench.papers.claims)
+    # top level only: baselines/reference/ holds CI results, not papers; *_claims.csv are claims
+    # (liftbench.papers.claims)
     files = sorted(p for p in directory.glob("*.csv") if not p.name.endswith(CLAIMS_SUFFIX))
     if not files:
         raise DataError(f"No *.csv files in baselines directory {directory}; set {ENV_VAR} or restore baselines/.")
@@ -111,13 +120,15 @@ def _key_map(files: list[Path]) -> dict[str, list[Path]]:
 def read_baseline_file(path: Path) -> pd.DataFrame:
     """Read and validate one CSV; every problem is a ``DataError`` naming the file (and rows)."""
     path = Path(path)
+    text = read_text_capped(path, "a baseline CSV (published numbers with their citation)", TABLE_MAX_BYTES)
     try:
-        # Text stays text ('' not NaN: pandas groupby drops NaN keys); numbers are converted below.
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError as exc:
-        raise DataError(f"Baseline file {path} not found.") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"Baseline file {path} is not a readable CSV: {one_line(exc)}") from exc
+        with reading(path, "a baseline CSV"):
+            # Text stays text ('' not NaN: pandas groupby drops NaN keys); numbers are converted below.
+            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except DataError as exc:
+        if not isinstance(exc.__cause__, (pd.errors.ParserError, pd.errors.EmptyDataError)):
+            raise
+        raise DataError(f"Baseline file {path} is not a readable CSV: {one_line(exc.__cause__)}") from exc.__cause__
     df = df.fillna("")  # a short (ragged) line leaves NaN even with keep_default_na=False
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -136,7 +147,8 @@ def read_baseline_file(path: Path) -> pd.DataFrame:
         required = col in NUMERIC_COLUMNS
         invalid = ~np.isfinite(num.to_numpy(dtype=float)) & (raw.ne("") | required)
         if invalid.any():
-            raise DataError(f"Baseline file {path}: column '{col}' needs a finite number on line(s) {bad_rows(invalid)}.")
+            raise DataError(f"Baseline file {path}: column '{col}' needs a finite number on line(s) "
+                            f"{bad_rows(invalid)}.")
         # values, sigmas and deltas are real numbers; counts (seq_len, n_joints) stay integers when whole
         df[col] = num.astype(float) if col in ("value", "noise_sigma_px", "delta") else num
     for col, allowed in (("protocol", tuple(PROTOCOL_METRIC)), ("metric", tuple(PROTOCOL_METRIC.values())),
@@ -155,6 +167,11 @@ def read_baseline_file(path: Path) -> pd.DataFrame:
             if invalid.any():
                 raise DataError(f"Baseline file {path}: column '{col}' must be one of {', '.join(allowed)} or empty "
                                 f"(line(s) {bad_rows(invalid)}).")
+    if "p2_kind" in df.columns:  # the Procrustes kind belongs to P2 numbers, and every P2 number states it
+        wrong = (df["protocol"] == "p2") != df["p2_kind"].ne("")
+        if wrong.any():
+            raise DataError(f"Baseline file {path}: column 'p2_kind' must be rigid, similarity or unknown on every p2 "
+                            f"row and empty on p1 rows (line(s) {bad_rows(wrong)}).")
     for col in ("source", "method", "slice", "unit"):
         empty = df[col].str.strip().eq("")
         if empty.any():

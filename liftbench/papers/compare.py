@@ -1,11 +1,13 @@
 """Measured numbers beside published ones, a delta only like for like: ``liftbench compare`` (per action
 group) and the paper column of suite reports (``suite_paper_lookup``, headline values).
 
-Every measured configuration (model, variant, data, keypoints, noise, window, alignment) is mapped to
-its setting (``paper_match.MeasuredSetting``); a published set is its match only when
-``paper_match.setting_differences`` is empty. The measured values are taken with the averaging the
-matched set used (frame- or video-weighted within an action), and the column says which. A set that
-came from a known-buggy evaluation is flagged in its header and in a note naming the corrected number.
+Every measured configuration (model, variant, data, the keypoints it was trained on and scored on, noise,
+window, alignment) is mapped to its setting (``match.MeasuredSetting``); a published set is its match
+only when ``match.setting_differences`` is empty. The measured values are taken the way the matched set
+was computed (frame- or video-weighted within an action; rigid or similarity P2), and the column says
+which. A set that came from a known-buggy evaluation is flagged in its header and in a note naming the
+corrected number; a configuration that is not the paper's data or recipe gets its differences as a note
+(``config.recipe_differences``, as ``report`` says them), and one scored on a test subset no delta.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from liftbench.config import ExperimentConfig, config_from_dict
 from liftbench.errors import ConfigError, LiftbenchError
 from liftbench.models import lifter_contract
 from liftbench.papers import match as PM
-from liftbench.papers.baselines import load_baselines
-from liftbench.results import read_rows
+from liftbench.papers.baselines import P2_KIND_METRIC, load_baselines
+from liftbench.results import fill_keypoint_columns, read_rows
 from liftbench.suites import load_suite
 
 #: what ``compare_with_paper`` reads from a results file
 COMPARE_COLUMNS = ("model", "variant", "dataset", "keypoints", "test_noise", "metric", "slice_type", "slice", "value",
                    "status")
-SET_KEYS = ["table", "method_id", "paper_label", "train_2d", "input_2d", "variant", "noise_sigma_px", "seq_len"]
+SET_KEYS = ["table", "method_id", "paper_label", "train_2d", "input_2d", "variant", "noise_sigma_px", "seq_len",
+            "p2_kind"]
 METRIC_LABEL = {"mpjpe": "P1 MPJPE", "p_mpjpe": "P2 P-MPJPE"}
 
 
@@ -35,21 +39,32 @@ def _fmt(v: float) -> str:
     return "—" if v is None or v != v else f"{v:.1f}"
 
 
-def tta_of_run(results: Path, model: str, run_ids: list[str]) -> str:
-    """TTA of a measured configuration from its run's config.json (next to a run's results.csv, or in
-    ``<out>/runs/<run_id>/`` for a suite's); 'unknown' when no config can be found."""
-
-    candidates = [results.parent / "config.json"] + [results.parent.parent / "runs" / r / "config.json" for r in run_ids]
+def run_config(results: Path, model: str, run_ids: list[str], complete: bool = False) -> ExperimentConfig | None:
+    """The resolved config of a measured configuration: ``config.json`` next to a run's results.csv, or in
+    ``<out>/runs/<run_id>/`` for a suite's; None when none can be read (or it names another lifter, or, with
+    ``complete``, lacks its train or data section: defaults would then stand in for what the run used)."""
+    runs = results.parent.parent / "runs"
+    candidates = [results.parent / "config.json"] + [runs / r / "config.json" for r in run_ids]
     for path in candidates:
         try:
-            cfg = json.loads(path.read_text())
-            params = {k: v for k, v in cfg["model"].items() if k != "name"}
-            if cfg["model"].get("name", model) != model:
+            raw = json.loads(path.read_text())
+            if raw["model"].get("name", model) != model or (complete and not {"train", "data"} <= set(raw)):
                 continue
-            return PM.tta_of(lifter_contract(model, **params).test_time_augmentation)
-        except (OSError, ValueError, KeyError, TypeError, LiftbenchError):
+            return config_from_dict(raw, where=str(path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, LiftbenchError):
             continue
-    return "unknown"
+    return None
+
+
+def tta_of_run(results: Path, model: str, run_ids: list[str]) -> str:
+    """TTA of a measured configuration from its run's config (``run_config``); 'unknown' without one."""
+    cfg = run_config(results, model, run_ids)
+    if cfg is None:
+        return "unknown"
+    try:
+        return PM.tta_of(lifter_contract(cfg.model, **cfg.model_params).test_time_augmentation)
+    except (LiftbenchError, TypeError, ValueError):
+        return "unknown"
 
 
 def method_of(model: str) -> str:
@@ -66,9 +81,10 @@ def _set_label(r: pd.Series) -> str:
     window = f", {seq} {r.get('alignment', '')}".rstrip() if seq > 1 else ""
     tta = ", flip TTA" if str(r.get("tta", "")) == "flip" else ""
     variant = "" if str(r["variant"]) in ("", "full") else f" {r['variant']}"
+    kind = f"\n{r['p2_kind']} P2" if str(r.get("p2_kind", "")) in P2_KIND_METRIC else ""
     bug = "\n⚠ buggy evaluation" if str(r.get("evaluation_bug", "")) == "true" else ""
     return (f"{r['method_id']}\n{r['table']}\n({r['input_2d']}{f' σ{sigma:g}' if sigma else ''}{window}{tta}){variant}"
-            f"\n{r.get('within_action', '') or 'unknown'}-weighted{bug}")
+            f"\n{r.get('within_action', '') or 'unknown'}-weighted{kind}{bug}")
 
 
 def corrected_value(row: pd.Series, metric: str) -> float | None:
@@ -84,49 +100,65 @@ def corrected_value(row: pd.Series, metric: str) -> float | None:
     return float(sel["value"].iloc[0]) if len(sel) else None
 
 
-def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
-                       variant: str | None = None) -> tuple[Table, list[str]]:
-    """liftbench per action group (mean over seeds, one column per configuration) beside the published
-    sets of ``paper``; a Δ column only for a configuration whose setting matches a published set.
-
-    Returns the table and notes (which setting differs, buggy published numbers, ...)."""
-
-    if metric not in METRIC_LABEL:
-        raise ConfigError(f"--metric must be mpjpe or p_mpjpe, got '{metric}'.")
-    results = Path(results)
-    ours = read_rows(results, required=COMPARE_COLUMNS)
-    ours = ours[(ours["metric"] == metric) & ours["slice_type"].isin(["action", "all", "action_video"])
-                & (ours["status"].astype(str) == "ok")]
-    if variant:
-        ours = ours[ours["variant"].astype(str) == variant]
-    if ours.empty:
-        raise ConfigError(f"{results} has no '{metric}' rows{f' for variant {variant}' if variant else ''} to compare; "
-                          "run liftbench evaluate (or a suite) first, or check --variant.")
-    pub = load_baselines(paper)
-    pub = pub[pub["metric"] == metric]
-    if pub.empty:
-        raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric {'p_mpjpe' if metric == 'mpjpe' else 'mpjpe'}.")
-    ours = ours.copy()
+def _measured_columns(ours: pd.DataFrame) -> pd.DataFrame:
+    ours = fill_keypoint_columns(ours)
     for col, default in (("train_noise", 0.0), ("seq_len", 1), ("alignment", "")):
         if col not in ours.columns:
             ours[col] = default
     for col in ("test_noise", "train_noise", "seq_len"):
         ours[col] = pd.to_numeric(ours[col], errors="coerce").fillna(0)
-    keys = ["model", "variant", "dataset", "keypoints", "train_noise", "test_noise", "seq_len", "alignment"]
+    return ours
+
+
+def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
+                       variant: str | None = None) -> tuple[Table, list[str]]:
+    """liftbench per action group (mean over seeds, one column per configuration) beside the published
+    sets of ``paper``; a Δ column only for a configuration whose setting matches a published set.
+
+    Returns the table and notes (which setting differs, buggy published numbers, recipe differences ...)."""
+
+    if metric not in METRIC_LABEL:
+        raise ConfigError(f"--metric must be mpjpe or p_mpjpe, got '{metric}'.")
+    results = Path(results)
+    rows = read_rows(results, required=COMPARE_COLUMNS)
+    kinds = [metric] + ([P2_KIND_METRIC["rigid"]] if metric == "p_mpjpe" else [])  # both P2 kinds: chosen per match
+    rows = rows[rows["metric"].isin(kinds) & rows["slice_type"].isin(["action", "all", "action_video"])
+                & (rows["status"].astype(str) == "ok")]
+    if variant:
+        rows = rows[rows["variant"].astype(str) == variant]
+    if not (rows["metric"] == metric).any():
+        raise ConfigError(f"{results} has no '{metric}' rows{f' for variant {variant}' if variant else ''} to compare; "
+                          "run liftbench evaluate (or a suite) first, or check --variant.")
+    pub = load_baselines(paper)
+    if "p2_kind" not in pub.columns:
+        pub["p2_kind"] = ""
+    pub["p2_kind"] = pub["p2_kind"].fillna("")
+    pub = pub[pub["metric"] == metric]
+    if pub.empty:
+        raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric "
+                          f"{'p_mpjpe' if metric == 'mpjpe' else 'mpjpe'}.")
+    ours = _measured_columns(rows.copy())
+    keys = ["model", "variant", "dataset", "train_keypoints", "keypoints", "train_noise", "test_noise", "seq_len",
+            "alignment"]
     ablations = frozenset(str(v) for v in load_baselines()["variant"].unique() if str(v) not in ("", "full"))
+    notes: list[str] = []
     configs = []
     for k, g in ours.groupby(keys, sort=False):
         cfg = dict(zip(keys, k))
         run_ids = sorted(set(g["run_id"].astype(str))) if "run_id" in g else []
         seq = int(cfg["seq_len"])
+        run_cfg = run_config(results, str(cfg["model"]), run_ids, complete=True)
         setting = PM.MeasuredSetting(method_of(str(cfg["model"])), str(cfg["dataset"]), str(cfg["keypoints"]),
                                      float(cfg["train_noise"]), float(cfg["test_noise"]), seq,
                                      str(cfg["alignment"] or ("frame" if seq == 1 else "causal")),
-                                     tta_of_run(results, str(cfg["model"]), run_ids), str(cfg["variant"]))
+                                     tta_of_run(results, str(cfg["model"]), run_ids), str(cfg["variant"]),
+                                     str(cfg["train_keypoints"]), PM.partial_test_of(g))
         configs.append((cfg, setting, g))
+        banner = PM.run_banner(PM.recipe_differences(run_cfg)) if run_cfg is not None else None
+        if banner:
+            notes.append(f"liftbench {cfg['model']}/{cfg['variant']}: {banner}")
     sets = [(key, g.reset_index(drop=True)) for key, g in pub.groupby(SET_KEYS, sort=False, dropna=False)]
     shown = [i for i, (_, g) in enumerate(sets) if (g["slice_type"] == "action").any()] or list(range(len(sets)))
-    notes: list[str] = []
     matches = []
     for cfg, setting, _ in configs:
         diffs = [(PM.setting_differences(setting, g.iloc[0], ablations), i) for i, (_, g) in enumerate(sets)]
@@ -146,18 +178,23 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
     table = Table(title=f"{METRIC_LABEL[metric]} (mm): liftbench vs {paper} (published, origin: published)")
     table.add_column("action group", no_wrap=True)
     measured_values = []
-    for (cfg, setting, g), m in zip(configs, matches):
-        slice_type, headline, label = PM.measured_slices(sets[m][1].iloc[0]) if m is not None else PM.measured_slices(
-            {"within_action": "frames"})
+    for (cfg, _, g), m in zip(configs, matches):
+        published = sets[m][1].iloc[0] if m is not None else {"within_action": "frames", "metric": metric}
+        slice_type, headline, label = PM.measured_slices(published)
+        measured, kind = PM.measured_metric(published)
+        g = g[g["metric"] == measured]
         per = g[g["slice_type"] == slice_type].groupby("slice")["value"].mean()  # mean over seeds
         head = g[(g["slice_type"] == "all") & (g["slice"] == headline)]["value"]
         values = {**per.to_dict(), "action_mean": float(head.mean()) if len(head) else np.nan}
-        if m is not None and slice_type == "action_video" and per.empty:
-            notes.append(f"liftbench {cfg['variant']}: no video-weighted rows; evaluate with --video-mean (suites always do).")
+        if m is not None and (per.empty or head.empty):
+            what = "video-weighted" if slice_type == "action_video" else measured
+            notes.append(f"liftbench {cfg['variant']}: no {what} rows; re-evaluate the run with this liftbench "
+                         "(suites compute both averagings and both P2 kinds).")
         measured_values.append(values)
         noise = f" σ{cfg['test_noise']:g}" if cfg["test_noise"] else ""
-        table.add_column(f"liftbench\n{cfg['variant']}\n({cfg['keypoints']}{noise})\n{label.split(' (')[0]}",
-                         justify="right", style="bold")
+        trained = "" if cfg["train_keypoints"] == cfg["keypoints"] else f"trained {cfg['train_keypoints']}, scored "
+        table.add_column(f"liftbench\n{cfg['variant']}\n({trained}{cfg['keypoints']}{noise})\n{label.split(' (')[0]}"
+                         + (f"\n{kind.split(' (')[0]}" if kind else ""), justify="right", style="bold")
     pub_values = []
     for i in shown:
         r = sets[i][1].iloc[0]
@@ -173,12 +210,14 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
     slices = sorted({s for v in measured_values for s in v} | {s for v in pub_values for s in v.index})
     slices = [s for s in slices if s not in ("action_mean", "frame_mean", "video_mean")] + ["action_mean"]
     for s in slices:
-        cells = [_fmt(v.get(s, np.nan)) for v in measured_values] + [_fmt(v.get(s, np.nan)) for v in pub_values]
+        cells = [_fmt(v.get(s, np.nan)) for v in measured_values] + [PM.fmt_published(v.get(s, np.nan))
+                                                                     for v in pub_values]
         cells += [_fmt(v.get(s, np.nan) - sets[m][1].set_index("slice")["value"].get(s, np.nan))
                   for v, m in zip(measured_values, matches) if m is not None]
         table.add_row("Avg" if s == "action_mean" else s, *cells)
     table.caption = ("Avg = unweighted mean over action groups; liftbench values are means over seeds, weighted within "
-                     "an action as the matched published set (frame-weighted when none matches)")
+                     "an action and P2-aligned as the matched published set (frame-weighted, similarity P2 when none "
+                     "matches); published values as printed")
     return table, list(dict.fromkeys(notes))
 
 
@@ -192,8 +231,8 @@ def suite_paper_lookup(suite: str, metrics: list[str], rows: pd.DataFrame, summa
                        directory: Path):
     """For the suite report: a function condition -> (cell, note) for suites with a published table (the
     suite's ``baseline``; ``metrics`` its headline metrics):
-    the published headline of the same setting beside ours with the same averaging, flagged if buggy;
-    otherwise '—' and a note saying which setting differs."""
+    the published headline of the same setting beside ours with the same averaging and P2 kind, flagged if
+    buggy; otherwise '—' and a note saying which setting differs."""
 
     try:
         key = load_suite(suite).baseline
@@ -207,7 +246,7 @@ def suite_paper_lookup(suite: str, metrics: list[str], rows: pd.DataFrame, summa
     summ = summary.copy()
     for col in ("seq_len", "test_noise"):
         summ[col] = pd.to_numeric(summ[col], errors="coerce")
-    ok = rows[rows["status"].astype(str) == "ok"]
+    ok = fill_keypoint_columns(rows[rows["status"].astype(str) == "ok"])
 
     def lookup(c) -> tuple[str, str]:
         mine_rows = ok[(ok["variant"].astype(str) == c["variant"])
@@ -216,11 +255,12 @@ def suite_paper_lookup(suite: str, metrics: list[str], rows: pd.DataFrame, summa
             return "—", ""
         r0 = mine_rows.iloc[0]
         model = str(r0["model"])
+        seq = int(c["seq_len"])
         setting = PM.MeasuredSetting(
             method_of(model), str(r0["dataset"]), str(r0["keypoints"]), _number(r0["train_noise"]),
-            float(c["test_noise"]), int(c["seq_len"]),
-            str(r0.get("alignment", "") or ("frame" if int(c["seq_len"]) == 1 else "causal")),
-            tta_of_run(directory / "results.csv", model, sorted(set(mine_rows["run_id"].astype(str)))), str(c["variant"]))
+            float(c["test_noise"]), seq, str(r0.get("alignment", "") or ("frame" if seq == 1 else "causal")),
+            tta_of_run(directory / "results.csv", model, sorted(set(mine_rows["run_id"].astype(str)))),
+            str(c["variant"]), str(r0["train_keypoints"]), PM.partial_test_of(mine_rows))
         diffs = []
         for _, p in pub.iterrows():
             d = PM.setting_differences(setting, p, ablations)
@@ -228,15 +268,17 @@ def suite_paper_lookup(suite: str, metrics: list[str], rows: pd.DataFrame, summa
                 diffs.append(d)
                 continue
             _, headline, label = PM.measured_slices(p)
+            measured, kind = PM.measured_metric(p)
             sel = summ[(summ["variant"] == c["variant"]) & (summ["seq_len"] == c["seq_len"])
-                       & (summ["test_noise"] == c["test_noise"]) & (summ["metric"] == p["metric"])
+                       & (summ["test_noise"] == c["test_noise"]) & (summ["metric"] == measured)
                        & (summ["slice"].astype(str) == headline)]
             mine = float(sel["mean"].iloc[0]) if len(sel) else float("nan")
-            proto = "P1" if p["metric"] == "mpjpe" else "P2"
+            proto = "P1" if p["metric"] == "mpjpe" else f"P2{' ' + p['p2_kind'] if kind else ''}"
             paper_delta = _number(p.get("delta", ""), float("nan"))
             flag = PM.bug_flag(p, corrected_value(p, p["metric"]))
-            cell = (f"{p['value']:.1f} {proto}" + (f" (paper Δ {paper_delta:+.1f})" if paper_delta == paper_delta and paper_delta else "")
-                    + f"; ours {_fmt(mine)} {label.split(' (')[0]}, Δ {_fmt(mine - p['value'])}" + (" ⚠" if flag else ""))
+            printed = f" (paper Δ {paper_delta:+.1f})" if paper_delta == paper_delta and paper_delta else ""
+            cell = (f"{PM.fmt_published(p['value'])} {proto}{printed}; ours {_fmt(mine)} {label.split(' (')[0]}, "
+                    f"Δ {_fmt(mine - p['value'])}" + (" ⚠" if flag else ""))
             return cell, (f"{p['table']} {p['paper_label']}: {flag}" if flag else "")
         closest = min(diffs, key=len) if diffs else ["no published value"]
         return "— (setting differs)", f"{c['variant']}: no published value of the same setting ({'; '.join(closest)})"

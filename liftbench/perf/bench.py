@@ -106,7 +106,8 @@ def make_production_step(model: Lifter, opt: torch.optim.Optimizer, data: torch.
     amsgrad = bool(group.get("amsgrad", False))
     precision = "bf16" if cuda.bf16 else "tf32" if cuda.tf32 else "fp32"
     if not cuda.cuda_graph:
-        stack_opt = adam_optimizer(stack.parameters(), group["lr"], device, amsgrad=amsgrad)
+        stack_opt = adam_optimizer(stack.parameters(), group["lr"], device, amsgrad=amsgrad,
+                                   weight_decay=group["weight_decay"] if isinstance(opt, torch.optim.AdamW) else None)
         generator = dropout_generator(0, device)
 
         def step() -> None:
@@ -156,7 +157,8 @@ def path_flops(model: Lifter, batch: int) -> dict[str, float]:
     return {"train_step": batch * train,
             "train_plain": batch * float(executed.get("train_plain", train)),
             "train_production": batch * float(executed.get("train_production", train)),
-            "eval_plain": float(executed.get("eval_plain", ev)), "eval_production": float(executed.get("eval_production", ev)),
+            "eval_plain": float(executed.get("eval_plain", ev)),
+            "eval_production": float(executed.get("eval_production", ev)),
             "eval_nominal": ev}
 
 
@@ -234,7 +236,9 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
     opt_plain = torch.optim.Adam(models["plain"].parameters(), lr=lr)  # defaults: per-tensor loop on CPU
     cuda = cuda.for_device(device)
     trainable = [p for p in models["production"].parameters() if p.requires_grad]
-    opt_prod = adam_optimizer(trainable, lr, device, amsgrad=amsgrad)  # the recipe; the step optimises the stack
+    weight_decay = (cls.train_defaults.get("weight_decay", 0.0) if cls.train_defaults.get("optimizer") == "adamw"
+                    else None)
+    opt_prod = adam_optimizer(trainable, lr, device, amsgrad=amsgrad, weight_decay=weight_decay)  # the recipe
 
     def plain_step() -> None:
         m = models["plain"].train()
@@ -252,7 +256,8 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
                                            device, cuda)
 
     plain_frames = min(16 * batch, frames)  # the plain evaluator is slow: fewer frames; frames/s is compared
-    windows = np.clip(np.arange(plain_frames)[:, None] + window.offsets[None, :], 0, frames - 1)  # (F, T) edges replicated
+    windows = np.clip(np.arange(plain_frames)[:, None] + window.offsets[None, :],
+                      0, frames - 1)  # (F, T) edges replicated
     sequences = _synthetic_sequences(min(frames, 2 * eval_batch))
     eval_frames = sum(s.n_frames for s in sequences)
 
@@ -261,14 +266,17 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
         m = models["plain"].eval()
         with disabled():
             for a in range(0, plain_frames, batch):
-                xs = torch.stack([torch.from_numpy(data_np[w]) for w in windows[a : a + batch]]).to(device)  # (b, T, D_in)
+                xs = torch.stack([torch.from_numpy(data_np[w])
+                                  for w in windows[a : a + batch]]).to(device)  # (b, T, D_in)
                 fast_path.plain_predict(m, xs)  # (b, D_out)
 
     def production_eval() -> None:
-        predict_sequences(models["production"], stats, sequences, device, batch_size=eval_batch)
+        predict_sequences(models["production"], stats, sequences, device, batch_size=eval_batch, ground_truth=False)
 
-    memory = {"plain_train": peak_memory_mb(plain_step, device), "production_train": peak_memory_mb(production_step, device),
-              "plain_eval": peak_memory_mb(plain_eval, device), "production_eval": peak_memory_mb(production_eval, device)}
+    memory = {"plain_train": peak_memory_mb(plain_step, device),
+              "production_train": peak_memory_mb(production_step, device),
+              "plain_eval": peak_memory_mb(plain_eval, device),
+              "production_eval": peak_memory_mb(production_eval, device)}
     with LoadMonitor() as load, precision_context("tf32" if cuda.tf32 else "fp32", device):
         train = interleave({"plain": plain_step, "production": production_step}, reps, warmup, device)
         ev = interleave({"plain": plain_eval, "production": production_eval}, max(3, reps // 3), 1, device)
@@ -287,7 +295,8 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
         train_s = t["median_ms"] / 1e3
         out[label] = {
             "train_step": t, "train_windows_per_s": batch / train_s,
-            "train_gflops": f[f"train_{label}"] / train_s / 1e9, "train_gflops_nominal": f["train_step"] / train_s / 1e9,
+            "train_gflops": f[f"train_{label}"] / train_s / 1e9,
+            "train_gflops_nominal": f["train_step"] / train_s / 1e9,
             "train_pct_of_matmul": 100 * f[f"train_{label}"] / train_s / 1e9 / peak,
             "eval": e, "eval_frames": n_eval, "eval_frames_per_s": fps,
             "eval_gflops": fps * f[f"eval_{label}"] / 1e9, "eval_gflops_nominal": fps * f["eval_nominal"] / 1e9,
@@ -311,7 +320,8 @@ def flat_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             p = r[v]
             rows.append({
                 "model": r["model"], "path": v, "device": r["device"], "threads": r["threads"], "batch": r["batch"],
-                "seq_len": r["seq_len"], "model_params": json.dumps(r["model_params"], sort_keys=True), "eval_batch": r["eval_batch"] if v == "production" else r["batch"],
+                "seq_len": r["seq_len"], "model_params": json.dumps(r["model_params"], sort_keys=True),
+                "eval_batch": r["eval_batch"] if v == "production" else r["batch"],
                 **{f"train_{k}": x for k, x in p["train_step"].items()},
                 "train_windows_per_s": p["train_windows_per_s"], "train_flops_executed": r["flops"][f"train_{v}"],
                 "train_flops_nominal": r["flops"]["train_step"], "train_gflops": p["train_gflops"],
@@ -321,5 +331,6 @@ def flat_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "eval_gflops_nominal": p["eval_gflops_nominal"], "eval_pct_of_matmul": p["eval_pct_of_matmul"],
                 "peak_train_mb": p["peak_train_mb"], "peak_eval_mb": p["peak_eval_mb"], "peak_rss_mb": r["peak_rss_mb"],
                 "matmul_gflops": r["matmul_gflops"], "other_cpu_pct": r["other_cpu_pct"],
-                "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"], "speedup_pack": r["speedup_pack"], "pack_used": r.get("pack_used")})
+                "speedup_train": r["speedup_train"], "speedup_eval": r["speedup_eval"],
+                "speedup_pack": r["speedup_pack"], "pack_used": r.get("pack_used")})
     return rows

@@ -32,9 +32,11 @@ def bench_pack(model_name: str, device: torch.device | str = "cpu", K: int = 4, 
     cls = LIFTERS.get(model_name)
     batch = batch or int(cls.train_defaults.get("batch_size", 64))
     stack_cls = stack_class(cls)
-    base = {"model": LIFTERS.canonical(model_name), "device": str(device), "K": K, "model_params": params, "batch": batch}
+    base = {"model": LIFTERS.canonical(model_name), "device": str(device), "K": K, "model_params": params,
+            "batch": batch}
     if stack_cls is FunctionalStack:
-        return {**base, "speedup_pack": None, "pack_used": False, "note": "no stacked implementation: trains one by one"}
+        return {**base, "speedup_pack": None, "pack_used": False,
+                "note": "no stacked implementation: trains one by one"}
     models = []
     for seed in range(K):
         torch.manual_seed(seed)

@@ -22,8 +22,8 @@ import pandas as pd
 from liftbench.errors import DataError
 from liftbench.models import LIFTERS, lifter_contract
 
-COLUMNS = ("variant", "model", "label", "alignment", "receptive_field", "parameters", "mpjpe", "p_mpjpe", "mpjve",
-           "jitter", "train_s_per_epoch", "inference_frames_per_s", "seeds")
+COLUMNS = ("variant", "model", "label", "alignment", "receptive_field", "scored_in", "parameters", "mpjpe", "p_mpjpe",
+           "mpjve", "jitter", "train_s_per_epoch", "inference_frames_per_s", "seeds")
 ACCURACY = ("mpjpe", "p_mpjpe", "mpjve", "jitter")
 
 
@@ -53,8 +53,10 @@ def lifter_table(rows: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
 
     if rows.empty:
         raise DataError("No result rows to compare; run the suite first (liftbench run lifters).")
+    convention = rows["convention"].astype(str) if "convention" in rows else pd.Series("", index=rows.index)
     ok = rows[(rows["status"].astype(str) == "ok") & (rows["slice"].astype(str) == "action_mean")
-              & (pd.to_numeric(rows["test_noise"], errors="coerce").fillna(0) == 0)]
+              & (pd.to_numeric(rows["test_noise"], errors="coerce").fillna(0) == 0)
+              & convention.isin(["", "liftbench"])]  # every frame once: never another codebase's frame set
     out = []
     for variant, group in ok.groupby("variant", sort=False):
         model = str(group["model"].iloc[0])
@@ -74,6 +76,8 @@ def lifter_table(rows: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
             "variant": variant, "model": model, "label": contract.label if contract else model,
             "alignment": str(group["alignment"].iloc[0]) if "alignment" in group else "",
             "receptive_field": int(pd.to_numeric(group["seq_len"], errors="coerce").iloc[0]),
+            "scored_in": (("2.5D mm" if contract.representation.output_norm == "image25d" else "camera mm")
+                          if contract else ""),
             "parameters": int(_json(runs[0] / "run.json").get("trainable_parameters", 0)) if runs else 0,
             **values,
             "train_s_per_epoch": float(np.nanmedian([_seconds_per_epoch(r) for r in runs])) if runs else float("nan"),
@@ -83,12 +87,16 @@ def lifter_table(rows: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
 
 
 def ranking_note(table: pd.DataFrame) -> str:
-    """'' or one line saying the ranking mixes causal and centred lifters."""
+    """'' or what the ranking mixes: causal, centred and clip lifters; ground truth in different spaces."""
+    notes = []
     kinds = set(table["alignment"]) - {"frame", ""}
     if len(kinds) > 1:
-        return ("Causal and centred lifters are ranked together: centred ones also see future frames "
-                "(alignment column); compare within one alignment for a like-for-like ranking.")
-    return ""
+        notes.append("Causal, centred and clip lifters are ranked together: centred and clip ones also see future "
+                     "frames (alignment column); compare within one alignment for a like-for-like ranking.")
+    if len(set(table["scored_in"]) - {""}) > 1:
+        notes.append("Not all errors are in one space: '2.5D mm' rows (MotionBERT) are scored against the ground "
+                     "truth in image-plane 2.5D with the true per-frame scale, as its evaluation does.")
+    return " ".join(notes)
 
 
 def _cell(value: float, digits: int = 1) -> str:
@@ -102,15 +110,15 @@ def comparison_report(rows: pd.DataFrame, runs_dir: Path):
     if rows.empty or rows["model"].nunique() < 2:
         return None
     table = lifter_table(rows, runs_dir)
-    headers = ["variant", "lifter", "alignment", "RF", "params", "P1 mm", "P2 mm", "MPJVE", "jitter",
+    headers = ["variant", "lifter", "alignment", "RF", "scored in", "params", "P1 mm", "P2 mm", "MPJVE", "jitter",
                "train s/epoch", "infer frames/s", "seeds"]
     rich = Table(title="Lifters side by side (headline action means over seeds; costs from this machine's runs)")
     for h in headers:
         rich.add_column(h, justify="left" if h in ("variant", "lifter", "alignment") else "right", overflow="fold")
     md = ["", "### Lifters side by side", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in table.itertuples():
-        cells = [r.variant, r.label, r.alignment, str(r.receptive_field), f"{r.parameters:,}", _cell(r.mpjpe),
-                 _cell(r.p_mpjpe), _cell(r.mpjve, 2), _cell(r.jitter, 2), _cell(r.train_s_per_epoch),
+        cells = [r.variant, r.label, r.alignment, str(r.receptive_field), r.scored_in, f"{r.parameters:,}",
+                 _cell(r.mpjpe), _cell(r.p_mpjpe), _cell(r.mpjve, 2), _cell(r.jitter, 2), _cell(r.train_s_per_epoch),
                  _cell(r.inference_frames_per_s, 0), str(r.seeds)]
         rich.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")

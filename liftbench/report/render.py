@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +10,16 @@ import pandas as pd
 from rich.table import Table
 
 from liftbench._files import write_text_atomic
-from liftbench.errors import ConfigError, DataError, one_line
-from liftbench.papers.claims import CLAIM_HEADERS, SEEDS_FORMULA, check_claims, claim_cells
+from liftbench.config import config_from_dict
+from liftbench.errors import ConfigError, DataError, LiftbenchError, one_line
+from liftbench.papers.claim_table import CLAIM_HEADERS, claim_cells, claim_notes, claims_lead
+from liftbench.papers.claims import SEEDS_FORMULA, check_claims
 from liftbench.papers.compare import (  # noqa: F401  (re-exported)
     COMPARE_COLUMNS,
     compare_with_paper,
     suite_paper_lookup,
 )
-from liftbench.papers.match import reproduced_table, suite_banner
+from liftbench.papers.match import SuiteSetting, suite_setting
 from liftbench.report.lifters import comparison_plot, comparison_report, lifter_table
 from liftbench.results import ROW_COLUMNS, read_rows
 
@@ -36,7 +39,7 @@ def paper_table(rows: pd.DataFrame, metric: str, title: str, row_label: str = "l
     for a in actions:
         table.add_column(a[:9], justify="right")
     table.add_column("Avg", justify="right", style="bold")
-    groups = [(row_label, df)] if not by else [(" ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))), g)
+    groups = [(row_label, df)] if not by else [(" ".join(map(str, key if isinstance(key, tuple) else (key,))), g)
                                                for key, g in df.groupby(by, sort=False)]
     if order:
         rank = {v: i for i, v in enumerate(order)}
@@ -56,6 +59,28 @@ def _table_markdown(table: Table) -> list[str]:
     return lines
 
 
+def conventions_table(rows: pd.DataFrame, card: dict) -> Table:
+    """One line per evaluation convention of the same predictions: P1 (action mean, frame mean), P2, and the
+    frames it scores / counts of the full test set. Never a difference across conventions: each is its own
+    protocol, shown side by side."""
+    table = Table(title="The same predictions under each codebase's evaluation convention (mm)")
+    for col in ("convention", "P1 action mean", "P1 frame mean", "P2 action mean", "frames scored", "counted",
+                "of test frames"):
+        table.add_column(col, justify="left" if col == "convention" else "right")
+    conv = rows["convention"].astype(str)
+    for name, info in card.items():
+        sel = rows[(conv == name) & (rows["slice_type"] == "all")]
+
+        def value(metric: str, slc: str, sel=sel) -> str:
+            hit = sel[(sel["metric"] == metric) & (sel["slice"] == slc)]["value"]
+            return _fmt(float(hit.iloc[0])) if len(hit) else "—"
+
+        table.add_row(name, value("mpjpe", "action_mean"), value("mpjpe", "frame_mean"),
+                      value("p_mpjpe", "action_mean"), f"{info['frames_scored']:,}", f"{info['frames_counted']:,}",
+                      f"{info['test_frames']:,}")
+    return table
+
+
 def joint_table(rows: pd.DataFrame) -> Table:
     df = rows[rows["slice_type"] == "joint"]
     table = Table(title="Per-joint error (mm, unweighted mean over action groups)")
@@ -72,10 +97,14 @@ def joint_table(rows: pd.DataFrame) -> Table:
 # Suite reports
 # --------------------------------------------------------------------------------------------
 
-HEADLINE_METRICS = {"ablation": ["mpjpe", "p_mpjpe"], "noise": ["p_mpjpe", "mpjpe"], "seqlen": ["mpjpe", "p_mpjpe"],
-                    "jitter": ["mpjpe", "mpjve", "accel_error", "jitter", "jitter_gt"]}
-METRIC_LABEL = {"mpjpe": "P1 MPJPE", "p_mpjpe": "P2 P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
-                "accel_error": "accel err", "jitter": "jitter", "jitter_gt": "GT jitter", "pck150": "PCK150", "auc": "AUC"}
+# the noise suite shows both P2 kinds: Table 3's seq2seq column is rigid (Hossain's released code), Martinez's
+# similarity
+HEADLINE_METRICS = {"ablation": ["mpjpe", "p_mpjpe"], "noise": ["p_mpjpe", "p_mpjpe_rigid", "mpjpe"],
+                    "seqlen": ["mpjpe", "p_mpjpe"], "jitter": ["mpjpe", "mpjve", "accel_error", "jitter", "jitter_gt"]}
+METRIC_LABEL = {"mpjpe": "P1 MPJPE", "p_mpjpe": "P2 P-MPJPE", "p_mpjpe_rigid": "P2 rigid (no scale)",
+                "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
+                "accel_error": "accel err", "jitter": "jitter", "jitter_gt": "GT jitter", "pck150": "PCK150",
+                "auc": "AUC"}
 
 
 def _mean_sd(sub: pd.DataFrame) -> str:
@@ -93,8 +122,6 @@ SUMMARY_COLUMNS = ("variant", "seq_len", "test_noise", "metric", "slice_type", "
 def _load_suite_files(directory: Path):
     """results.csv, summary.csv and manifest.json of a suite directory, each checked for what the report
     reads: a missing column or a malformed manifest is one line naming the file (never a KeyError)."""
-    import json
-
 
     directory = Path(directory)
     manifest_path = directory / "manifest.json"
@@ -128,18 +155,31 @@ def _load_suite_files(directory: Path):
 
 def headline_frame(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """One row per (variant, seq_len, test_noise) with mean/sd/n per metric at slice action_mean."""
-    s = summary[(summary["slice_type"] == "all") & (summary["slice"] == "action_mean") & summary["metric"].isin(metrics)].copy()
+    s = summary[(summary["slice_type"] == "all") & (summary["slice"] == "action_mean")
+                & summary["metric"].isin(metrics)].copy()
     for c in ("seq_len", "test_noise"):
         s[c] = pd.to_numeric(s[c], errors="coerce")
     return s
 
 
-def suite_banner_of(directory: Path, rows: pd.DataFrame, manifest: dict) -> str | None:
-    """The recipe banner of a suite directory (``paper_match.suite_banner``: preset and data)."""
+def suite_setting_of(directory: Path, manifest: dict) -> SuiteSetting:
+    """The banner of a suite directory (``papers.match.suite_setting``) from the resolved config of every run
+    (``<out>/runs/<run_id>/config.json``) against the preset's declared setting."""
+    runs = Path(directory).parent / "runs"
+    configs = []
+    for run in manifest["runs"]:
+        try:
+            cfg = config_from_dict(json.loads((runs / run["run_id"] / "config.json").read_text()),
+                                   where=str(runs / run["run_id"] / "config.json"))
+        except (OSError, ValueError, LiftbenchError):
+            cfg = None
+        configs.append((run["variant"], run.get("axis_value"), cfg))
+    return suite_setting(str(manifest.get("suite", "")), str(manifest.get("preset", "")), configs)
 
-    datasets = sorted(set(rows["dataset"].astype(str))) if len(rows) else [""]
-    banners = [suite_banner(str(manifest.get("suite", "")), str(manifest.get("preset", "")), d) for d in datasets]
-    return next((b for b in banners if b), None)
+
+def suite_banner_of(directory: Path, rows: pd.DataFrame, manifest: dict) -> str | None:
+    """The one-line banner of a suite directory (None: the runs are a paper table's declared setting)."""
+    return suite_setting_of(directory, manifest).banner
 
 
 def suite_tables(directory: Path) -> tuple[list[Table], str]:
@@ -150,16 +190,18 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
     preset = manifest.get("preset", "")
     metrics = HEADLINE_METRICS.get(suite, ["mpjpe", "p_mpjpe"])
     head = headline_frame(summary, metrics)
-    video = headline_frame(summary[summary["slice"].astype(str) == "video_mean"].assign(slice="action_mean"), metrics[:1])
+    video = headline_frame(summary[summary["slice"].astype(str) == "video_mean"].assign(slice="action_mean"),
+                           metrics[:1])
     variants = list(dict.fromkeys(r["variant"] for r in manifest["runs"]))
-    banner = suite_banner_of(directory, rows, manifest)
-    table_name = reproduced_table(suite, preset)
+    setting = suite_setting_of(directory, manifest)
+    banner, table_name = setting.banner, setting.reproduces
     tables, md = [], [f"# liftbench suite report: {suite} ({preset})", "",
                       *([f"**{banner}**", ""] if banner else []),
                       *([f"Reproduces: {table_name}.", ""] if table_name else []),
                       f"Directory: `{directory}`. Values: mean ± sd over seeds (n) of the action-group average "
                       "(unweighted mean over action groups, frame-weighted within a group, every test frame scored "
-                      "exactly once); 'video-weighted' = mean of per-video means within a group (Hossain's weighting).", ""]
+                      "exactly once); 'video-weighted' = mean of per-video means within a group (Hossain's "
+                      "weighting).", ""]
     paper = suite_paper_lookup(suite, HEADLINE_METRICS.get(suite, ["mpjpe"]), rows, summary, Path(directory))
     conditions = head[["variant", "seq_len", "test_noise"]].drop_duplicates()
     conditions["order"] = conditions["variant"].map({v: i for i, v in enumerate(variants)})
@@ -176,13 +218,15 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
         table.add_column(c, justify="left" if c == "variant" else "right")
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     paper_notes: list[str] = []
+    def at(frame: pd.DataFrame, c: pd.Series) -> pd.DataFrame:
+        return frame[(frame["variant"] == c["variant"]) & (frame["seq_len"] == c["seq_len"])
+                     & (frame["test_noise"] == c["test_noise"])]
+
     for _, c in conditions.iterrows():
-        def at(frame: pd.DataFrame) -> pd.DataFrame:
-            return frame[(frame["variant"] == c["variant"]) & (frame["seq_len"] == c["seq_len"])
-                         & (frame["test_noise"] == c["test_noise"])]
-        sel = at(head)
-        cells = [c["variant"], f"{int(c['seq_len'])}", f"{c['test_noise']:g}"] + [_mean_sd(sel[sel["metric"] == m]) for m in metrics]
-        cells.append(_mean_sd(at(video)))
+        sel = at(head, c)
+        cells = [c["variant"], f"{int(c['seq_len'])}", f"{c['test_noise']:g}"]
+        cells += [_mean_sd(sel[sel["metric"] == m]) for m in metrics]
+        cells.append(_mean_sd(at(video, c)))
         if ref is not None:
             r = ref[(ref["metric"] == "mpjpe") & (ref["test_noise"] == c["test_noise"])]
             mine = sel[sel["metric"] == "mpjpe"]
@@ -199,11 +243,11 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
         md += [""] + [f"- {n}" for n in dict.fromkeys(paper_notes)]
     tables.append(table)
     if suite == "ablation":  # Table 4 is per action group too: P1 and P2, one row per variant
-        clean = rows[(rows["status"].astype(str) == "ok")
-                     & (pd.to_numeric(rows["test_noise"], errors="coerce") == pd.to_numeric(rows["test_noise"], errors="coerce").min())]
+        sigma = pd.to_numeric(rows["test_noise"], errors="coerce")
+        clean = rows[(rows["status"].astype(str) == "ok") & (sigma == sigma.min())]
         for metric, title in (("mpjpe", "Protocol #1 (MPJPE, mm)"), ("p_mpjpe", "Protocol #2 (P-MPJPE, mm)")):
-            wide = paper_table(clean, metric, title=f"{suite}: {title} per action group, mean over seeds", by=["variant"],
-                               order=variants)
+            wide = paper_table(clean, metric, title=f"{suite}: {title} per action group, mean over seeds",
+                               by=["variant"], order=variants)
             tables.append(wide)
             md += ["", f"### {title} per action group (mean over seeds; Avg = unweighted mean over groups)", "",
                    *_table_markdown(wide)]
@@ -213,12 +257,15 @@ def suite_tables(directory: Path) -> tuple[list[Table], str]:
         md += lifters[1]
     claims = claim_table(rows, suite)
     if claims is not None:
-
         tables.append(claims)
-        md += ["", "### Claim checks (per-seed headline values, 95 % t-intervals)", "", *_table_markdown(claims), "",
-               f"Seeds needed: {SEEDS_FORMULA}. Paired t when both sides share seeds, else Welch."]
+        datasets = sorted(set(rows["dataset"].astype(str))) if len(rows) else []
+        md += ["", "### Claim checks (per-seed headline values, 95 % t-intervals)", "",
+               *([f"**{banner}**", ""] if banner else []), claims_lead(datasets), "", *_table_markdown(claims), "",
+               *[f"- {n}" for n in str(claims.caption or "").splitlines() if n], "",
+               f"Seeds needed: {SEEDS_FORMULA}."]
     md += ["", "Paper values are published Human3.6M numbers (baselines/), shown only beside a measured value of the "
-           "same setting (2D source, averaging, window, alignment, TTA); they are not liftbench results.", ""]
+           "same setting (2D source of training and test, averaging, P2 kind, window, alignment, TTA); they are not "
+           "liftbench results.", ""]
     errors = rows[rows["status"].astype(str) == "error"]
     if len(errors):
         md += ["## Failed runs", ""] + [f"- {r.variant} seed {r.seed}: {r.error}" for r in errors.itertuples()] + [""]
@@ -233,16 +280,15 @@ def claim_table(rows: pd.DataFrame, suite: str) -> Table | None:
         return None
     table = Table(title=f"{suite}: the paper's claims against the measured seeds")
     for h in CLAIM_HEADERS:
-        table.add_column(h, overflow="fold", justify="right" if h in ("paper Δ", "seeds a/b") else "left")
+        table.add_column(h, overflow="fold", justify="right" if h in ("seeds a/b",) else "left")
     for r in results:
         table.add_row(*claim_cells(r))
+    table.caption = "\n".join(claim_notes(results))
     return table
 
 
 def suite_plots(directory: Path) -> list[Path]:
     """PNG plots: error vs sigma / sequence length with seed spread, ablation bars with deltas, training curves."""
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,9 +343,11 @@ def suite_plots(directory: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    if rows["model"].nunique() > 1:  # several lifters: accuracy against inference speed
-
-        written.append(comparison_plot(lifter_table(rows, Path(directory).parent / "runs"), plots / "lifters_p1_vs_speed.png"))
+    if rows["model"].nunique() > 1:  # several lifters: accuracy against inference speed (when any run measured it)
+        lifters = lifter_table(rows, Path(directory).parent / "runs")
+        speeds = pd.to_numeric(lifters["inference_frames_per_s"], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(speeds).any() and (speeds[np.isfinite(speeds)] > 0).any():  # a log axis of NaN cannot be drawn
+            written.append(comparison_plot(lifters, plots / "lifters_p1_vs_speed.png"))
     fig, ax = plt.subplots(figsize=(8, 4))
     root = Path(directory).parent / "runs"
     drawn = 0
@@ -313,7 +361,8 @@ def suite_plots(directory: Path) -> list[Path]:
                                 "next checkpoint) or retrain the run.") from exc
             if recs and all(isinstance(r, dict) and "test_mpjpe" in r and "epoch" in r for r in recs):
                 ax.plot([r["epoch"] for r in recs], [r["test_mpjpe"] for r in recs], marker=".",
-                        label=f"{run['variant']} s{run['seed']}" + (f" {run['axis_value']}" if run.get("axis_key") else ""))
+                        label=f"{run['variant']} s{run['seed']}"
+                        + (f" {run['axis_value']}" if run.get("axis_key") else ""))
                 drawn += 1
     if drawn:
         ax.set_xlabel("epoch")
@@ -334,8 +383,8 @@ def render_suite(directory: Path, console) -> list[Path]:
     """Print the suite tables and write report.md and plots; returns the written paths."""
 
     tables, md = suite_tables(Path(directory))
-    rows, _, manifest = _load_suite_files(Path(directory))
-    banner = suite_banner_of(Path(directory), rows, manifest)
+    _, _, manifest = _load_suite_files(Path(directory))
+    banner = suite_setting_of(Path(directory), manifest).banner
     if banner:
         console.print(f"[bold yellow]{banner}[/]", soft_wrap=True)
     for t in tables:

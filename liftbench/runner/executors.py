@@ -81,6 +81,7 @@ class WorkerContext:
     version: str = __version__
     plugins: tuple[tuple[str, str], ...] = ()  # (module, sys.path root)
     threads: int | None = None
+    tensorboard: bool = False  # each trial also logs to its own <run dir>/tensorboard/
 
 
 def available_cpus() -> int:
@@ -156,7 +157,7 @@ def run_trial_isolated(spec: RunSpec, out: str, data_dir: str | None, device: st
 
             torch.set_num_threads(ctx.threads)
         _import_plugins(ctx.plugins)
-        return run_trial(spec, Path(out), data_dir, device, progress)
+        return run_trial(spec, Path(out), data_dir, device, progress, tensorboard=ctx.tensorboard)
     except LiftbenchError as exc:
         return failed_trial(spec, one_line(exc), out)
     except Exception as exc:  # noqa: BLE001 - a bug in one trial must not stop the suite
@@ -168,7 +169,8 @@ def run_trial_isolated(spec: RunSpec, out: str, data_dir: str | None, device: st
 class _Tracker:
     """Counts trials and reports them; 'running' = in flight and holding a lock written since the start."""
 
-    def __init__(self, specs: list[RunSpec], out: Path, on_trial_end: TrialEndFn | None, on_progress: ProgressFn | None):
+    def __init__(self, specs: list[RunSpec], out: Path, on_trial_end: TrialEndFn | None,
+                 on_progress: ProgressFn | None):
         self.specs, self.out = specs, Path(out)
         self.on_trial_end, self.on_progress = on_trial_end, on_progress
         self.results: list[TrialResult | None] = [None] * len(specs)
@@ -236,6 +238,7 @@ class InProcessExecutor:
 
     on_progress: ProgressFn | None = None
     on_trial_start: Callable[[int, RunSpec], Any] | None = None
+    tensorboard: bool = False
 
     def map(self, specs, out, data_dir, device, on_trial_end=None):
         tracker = _Tracker(specs, out, on_trial_end, self.on_progress)
@@ -247,7 +250,7 @@ class InProcessExecutor:
                     self.on_progress(tracker.counts)
                 progress = self.on_trial_start(i, specs[i]) if self.on_trial_start else None
                 tracker.settle(i, run_trial_isolated(specs[i], str(out), data_dir and str(data_dir), device,
-                                                     WorkerContext(), progress))
+                                                     WorkerContext(tensorboard=self.tensorboard), progress))
             tracker.counts.running = 0
             if tracker.waiting:
                 if self.on_progress:
@@ -283,6 +286,7 @@ class LocalPoolExecutor:
     devices: list[str] = field(default_factory=list)
     on_progress: ProgressFn | None = None
     threads: int | None = None  # torch threads per worker (default: CPUs // workers, at most OMP_NUM_THREADS)
+    tensorboard: bool = False
 
     def __post_init__(self):
         if self.workers < 1:
@@ -311,7 +315,7 @@ class LocalPoolExecutor:
         from concurrent.futures.process import BrokenProcessPool
 
         tracker = _Tracker(specs, out, on_trial_end, self.on_progress)
-        ctx = WorkerContext(plugins=_plugin_modules(specs))
+        ctx = WorkerContext(plugins=_plugin_modules(specs), tensorboard=self.tensorboard)
         queue, in_flight = deque(range(len(specs))), {}
         suspects: set[int] = set()  # in flight when a worker died: re-run one at a time to find the culprit
         pool = self._pool()
@@ -373,7 +377,7 @@ class RayExecutor:
     """``ray``: one Ray core task per trial with ``cpus_per_trial`` / ``gpus_per_trial``."""
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
-                 num_cpus: int | None = None, on_progress: ProgressFn | None = None):
+                 num_cpus: int | None = None, on_progress: ProgressFn | None = None, tensorboard: bool = False):
         try:
             import ray  # noqa: F401
         except ImportError as exc:
@@ -386,6 +390,7 @@ class RayExecutor:
         self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
         self.num_cpus = num_cpus or available_cpus()
         self.on_progress = on_progress
+        self.tensorboard = tensorboard
 
     def start(self) -> None:
         """Join the cluster (or start a local Ray) now; ``map`` does it on first use otherwise."""
@@ -432,7 +437,7 @@ class RayExecutor:
             raise ConfigError(f"--device {device} with --executor ray needs --gpus-per-trial > 0 (a Ray task that "
                               "requests no GPU gets none).")
         self.start()
-        ctx = WorkerContext(plugins=_plugin_modules(specs), threads=threads)
+        ctx = WorkerContext(plugins=_plugin_modules(specs), threads=threads, tensorboard=self.tensorboard)
         out_abs = str(Path(out).resolve())
         data_abs = str(Path(data_dir).expanduser().resolve()) if data_dir else None
         tracker = _Tracker(specs, out, on_trial_end, self.on_progress)
@@ -472,19 +477,20 @@ EXECUTORS = ("local", "ray")
 
 def get_executor(name: str, workers: int = 1, devices: list[str] | None = None,
                  on_progress: ProgressFn | None = None, on_trial_start: Callable[[int, RunSpec], Any] | None = None,
-                 **ray_options: Any) -> Executor:
+                 tensorboard: bool = False, **ray_options: Any) -> Executor:
     """``local`` (in this process, or ``workers`` processes over ``devices``) or ``ray`` (``address``,
-    ``cpus_per_trial``, ``gpus_per_trial``, ``num_cpus`` for a local Ray)."""
+    ``cpus_per_trial``, ``gpus_per_trial``, ``num_cpus`` for a local Ray); ``tensorboard``: every trial
+    also logs to its own run directory."""
     if name == "local":
         if ray_options:
             raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in ray_options)} only apply to "
                               "--executor ray.")
         if workers == 1 and not devices:
-            return InProcessExecutor(on_progress, on_trial_start)
-        return LocalPoolExecutor(workers, list(devices or []), on_progress)
+            return InProcessExecutor(on_progress, on_trial_start, tensorboard)
+        return LocalPoolExecutor(workers, list(devices or []), on_progress, tensorboard=tensorboard)
     if name == "ray":
         if workers != 1 or devices:
             raise ConfigError("--workers/--devices apply to --executor local; Ray places trials itself "
                               "(use --cpus-per-trial / --gpus-per-trial).")
-        return RayExecutor(on_progress=on_progress, **ray_options)
+        return RayExecutor(on_progress=on_progress, tensorboard=tensorboard, **ray_options)
     raise ConfigError(unknown_name_message("executor", name, EXECUTORS))

@@ -1,6 +1,6 @@
 """How a suite executes, validated in one place: which executor, how many workers on which devices,
-Ray's per-trial shares, and packing. The CLI builds one ``ExecutionOptions`` from its flags; Python
-users build it directly; ``validate`` states every rule once."""
+Ray's per-trial shares, packing, and whether each trial also logs to TensorBoard. The CLI builds one
+``ExecutionOptions`` from its flags; Python users build it directly; ``validate`` states every rule once."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class ExecutionOptions:
     gpus_per_trial: float | None = None  # ray: GPU share per trial (None: 0)
     cpus_per_trial: float | None = None  # ray: CPUs and torch threads per trial (None: 1)
     pack: int = 1  # in process: up to K same-shaped runs as one stacked computation
+    tensorboard: bool = False  # every trial also logs to its own <run dir>/tensorboard/ (not a config key)
 
     @classmethod
     def from_flags(cls, executor: str = "local", workers: int = 1, devices: str | None = None, **rest: Any
@@ -70,8 +71,9 @@ class ExecutionOptions:
         self.validate()
         if self.executor == "local":
             return get_executor("local", workers=self.workers, devices=list(self.devices), on_progress=on_progress,
-                                on_trial_start=on_trial_start)
-        executor = get_executor(self.executor, on_progress=on_progress, address=self.ray_address,
+                                on_trial_start=on_trial_start, tensorboard=self.tensorboard)
+        executor = get_executor(self.executor, on_progress=on_progress, tensorboard=self.tensorboard,
+                                address=self.ray_address,
                                 gpus_per_trial=self.gpus_per_trial or 0.0,
                                 cpus_per_trial=1.0 if self.cpus_per_trial is None else self.cpus_per_trial)
         executor.start()

@@ -27,6 +27,7 @@ from liftbench.locks import TrialLocks
 from liftbench.models import LIFTERS
 from liftbench.pipeline import PreparedRun, finish_run, prepare_run
 from liftbench.suites import RunSpec
+from liftbench.tensorboard_log import ProgressHooks
 from liftbench.train import fit_members
 
 
@@ -80,7 +81,7 @@ def group_specs(specs: list[RunSpec], pack: int, device_type: str | None = None)
 def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = None, out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None, device: str = "auto", resume: bool = True,
                  variants: list[str] | None = None, suite: str = "", progress: Any = None,
-                 stop_after_steps: int | None = None) -> list:
+                 stop_after_steps: int | None = None, tensorboard: bool = False) -> list:
     """Train runs with one ``pack_signature`` as one stacked computation; returns their ``TrainOutcome``s.
 
     Finished runs are skipped; the others resume from their checkpoints (stragglers are brought level
@@ -93,10 +94,10 @@ def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = 
     for i, cfg in enumerate(cfgs):
         prepared.append(prepare_run(cfg, out_dir=out_dir, data_dir=data_dir, device=device, resume=resume,
                                     progress=None, variant=variants[i] if variants else None, suite=suite,
-                                    run_dir=run_dirs[i] if run_dirs else None, cache=cache))
+                                    run_dir=run_dirs[i] if run_dirs else None, cache=cache, tensorboard=tensorboard))
     todo = [p for p in prepared if isinstance(p, PreparedRun)]  # the others come back skipped (done)
     if todo:
-        todo[0].member.progress = progress
+        todo[0].member.progress = ProgressHooks(progress, todo[0].member.progress)  # the bar, plus its TensorBoard
         states = fit_members([p.member for p in todo], device=todo[0].device, resume=resume,
                              stop_after_steps=stop_after_steps)
         done = {id(p): finish_run(p, s) for p, s in zip(todo, states)}
@@ -105,7 +106,8 @@ def train_packed(cfgs: list[ExperimentConfig], *, run_dirs: list[Path] | None = 
     return [done.get(id(p), p) for p in prepared]
 
 
-def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: str = "auto", progress: Any = None) -> str:
+def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: str = "auto", progress: Any = None,
+                       tensorboard: bool = False) -> str:
     """Suite helper: train one pack group into ``<out>/runs/<run_id>``; returns '' or the one-line error.
 
     A failure is not fatal: ``runner.run_trial`` then trains (or reports) each member on its own,
@@ -117,7 +119,8 @@ def train_specs_packed(specs: list[RunSpec], out: Path, data_dir=None, device: s
             mine = [s for s, held in zip(specs, claims.held) if held]  # runs another live process holds: its job
             if mine:
                 train_packed([s.config for s in mine], out_dir=runs, data_dir=data_dir, device=device, resume=True,
-                             variants=[s.variant for s in mine], suite=mine[0].suite, progress=progress)
+                             variants=[s.variant for s in mine], suite=mine[0].suite, progress=progress,
+                             tensorboard=tensorboard)
         return ""
     except (LiftbenchError, RuntimeError, ValueError, OSError) as exc:
         return one_line(exc)

@@ -35,7 +35,8 @@ def trial_note(run_dir: Path, state: str) -> str:
 def suite_status(directory: str | Path) -> list[tuple[str, list[dict]]]:
     """Per suite manifest under ``directory``: (title, one row per trial with its state and a note)."""
     directory = Path(directory)
-    manifests = [directory / "manifest.json"] if (directory / "manifest.json").exists() else sorted(directory.glob("*/manifest.json"))
+    manifests = ([directory / "manifest.json"] if (directory / "manifest.json").exists()
+                 else sorted(directory.glob("*/manifest.json")))
     if not manifests:
         raise DataError(f"No suite manifest in {directory}: pass a suite directory (results/<suite>-<preset>-<data>) "
                         "or the results root after running a suite.")

@@ -44,12 +44,14 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
     ok = rows[rows["status"].astype(str) == "ok"].copy()
     if ok.empty:
-        return pd.DataFrame(columns=[*[c for c in KEY_COLUMNS if c != "seed"], "unit", "mean", "sd", "n", "ci95_low", "ci95_high"])
+        return pd.DataFrame(columns=[*[c for c in KEY_COLUMNS if c != "seed"], "unit", "mean", "sd", "n",
+                                     "ci95_low", "ci95_high"])
     keys = [c for c in KEY_COLUMNS if c != "seed"] + ["unit"]
     for c in keys:
         ok[c] = ok[c].astype(str)
     g = ok.groupby(keys, sort=False)["value"]
-    out = g.agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), n="count").reset_index()
+    out = g.agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
+                n="count").reset_index()
     half = [st.t.ppf(0.975, n - 1) * sd / np.sqrt(n) if n > 1 else float("nan") for n, sd in zip(out["n"], out["sd"])]
     out["ci95_low"] = out["mean"] - np.asarray(half)
     out["ci95_high"] = out["mean"] + np.asarray(half)
@@ -144,12 +146,13 @@ def _train_packs(specs: list[RunSpec], pack: int, out: Path, data_dir, device: s
     if executor is not None and not isinstance(executor, InProcessExecutor):
         raise ConfigError("--pack trains in this process; it cannot be combined with --executor ray or --workers.")
     start = on_trial_start or getattr(executor, "on_trial_start", None)
+    tensorboard = bool(getattr(executor, "tensorboard", False))
     done: set[int] = set()
     for group in group_specs(specs, pack, resolve_device(device).type):
         if len(group) > 1:
             todo = [i for i in group if not trained(specs[i], out)]
             progress = start(group[0], specs[group[0]]) if start else None
-            train_specs_packed([specs[i] for i in group], out, data_dir, device, progress)
+            train_specs_packed([specs[i] for i in group], out, data_dir, device, progress, tensorboard=tensorboard)
             done.update(i for i in todo if trained(specs[i], out))
     return done
 

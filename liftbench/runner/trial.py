@@ -43,18 +43,19 @@ def has_condition(rows: pd.DataFrame, sigma: float) -> bool:
 
 
 def run_trial(spec: RunSpec, out: Path, data_dir: str | Path | None = None, device: str = "auto",
-              progress: Any = None) -> TrialResult:
+              progress: Any = None, tensorboard: bool = False) -> TrialResult:
     """Train (or resume, or skip) one spec and evaluate it under every test condition of the suite.
 
     Only while holding the run's claim; a run claimed by another live process is left alone and
-    comes back with ``waiting_for`` set (no rows, not an error)."""
+    comes back with ``waiting_for`` set (no rows, not an error). ``tensorboard``: the trial's training
+    also logs to its own ``<run dir>/tensorboard/``."""
     runs = Path(out) / "runs"
     run_dir = runs / spec.run_id
     try:
         with TrialLocks([run_dir]) as claim:
             if not claim.held[0]:
                 return TrialResult(spec, rows_frame([]), trained=False, evaluated=0, waiting_for=claim.owner(0))
-            result = _train_and_evaluate(spec, run_dir, runs, data_dir, device, progress)
+            result = _train_and_evaluate(spec, run_dir, runs, data_dir, device, progress, tensorboard)
             if claim.lost:
                 raise LiftbenchError(f"{run_dir}: another process took this run's claim over while it ran (its "
                                      "heartbeat looked stale); re-run the suite to check the run")
@@ -64,10 +65,11 @@ def run_trial(spec: RunSpec, out: Path, data_dir: str | Path | None = None, devi
         return TrialResult(spec, error_rows(spec, one_line(exc)), trained=False, evaluated=0, error=one_line(exc))
 
 
-def _train_and_evaluate(spec: RunSpec, run_dir: Path, runs: Path, data_dir, device: str, progress: Any) -> TrialResult:
+def _train_and_evaluate(spec: RunSpec, run_dir: Path, runs: Path, data_dir, device: str, progress: Any,
+                        tensorboard: bool = False) -> TrialResult:
     """Train (or resume) the spec, then evaluate every test condition its rows do not have yet."""
     outcome = train_run(spec.config, out_dir=runs, data_dir=data_dir, device=device, resume=True,
-                        progress=progress, variant=spec.variant, suite=spec.suite)
+                        progress=progress, variant=spec.variant, suite=spec.suite, tensorboard=tensorboard)
     results_path = run_dir / "results.csv"
     existing = read_rows(results_path) if results_path.exists() else pd.DataFrame()
     evaluated = 0
@@ -102,7 +104,8 @@ def error_rows(spec: RunSpec, message: str) -> pd.DataFrame:
     cfg = spec.config
     return rows_frame([{"run_id": spec.run_id, "suite": spec.suite, "model": cfg.model, "variant": spec.variant,
                         "seed": cfg.train.seed, "origin": "measured", "dataset": cfg.data.name,
-                        "keypoints": cfg.data.keypoints or "gt", "train_noise": cfg.data.train_noise,
+                        "keypoints": cfg.data.keypoints or "gt", "train_keypoints": cfg.data.keypoints or "gt",
+                        "test_keypoints": cfg.data.keypoints or "gt", "train_noise": cfg.data.train_noise,
                         "test_noise": sigma, "seq_len": cfg.model_params.get("seq_len", 1), "metric": "mpjpe",
                         "slice_type": "all", "slice": "action_mean", "value": float("nan"),
                         "config_hash": cfg.config_hash(), "protocol_version": PROTOCOL_VERSION,

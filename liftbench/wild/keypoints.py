@@ -1,32 +1,36 @@
 """Users' own 2D keypoints: layouts, the one mapping to the Human3.6M 17 joints, gap filling, export.
 
-Every detector format is read (``keypoint_readers``) into the same ``Detections`` (one row per
-(frame, person), points in the detector's own keypoint order), and every layout goes through the SAME
-mapping table
+Every detector format is read (``readers``, ``detectors``) into the same ``Detections`` (one row per
+(frame, person), points in the detector's own keypoint order), people get stable ids (``tracking``),
+and every layout goes through the SAME mapping table
 ``H36M_FROM_DETECTOR`` (the MotionBERT / mmpose COCO rule, written with point names so COCO-17,
-Halpe-26, OpenPose BODY_25 / COCO-18 all use it). Halpe's own Head/Neck/Hip and BODY_25's
-Neck/MidHip are deliberately not used: one definition for every detector keeps results comparable.
+Halpe-26, OpenPose BODY_25 / BODY_25B / COCO-18, MediaPipe-33 and easy_ViTPose's coco_25 all use it).
+Halpe's own Head/Neck/Hip, BODY_25's Neck/MidHip and the other layouts' extra points are deliberately
+not used: one definition for every detector keeps results comparable.
 
 Filling (``person_tracks``): per person, the output covers every frame from its first to its last
-detection. A detector point that is missing (score below the threshold, default 0.3, or exactly
-(0, 0)) or a frame where the person is absent is filled by linear interpolation over time per point
+detection. A detector point that is missing (score below the threshold -- per format,
+``SCORE_THRESHOLDS``, 0.3 by default -- or exactly (0, 0)) or a frame where the person is absent is
+filled by linear interpolation over time per point
 and coordinate (``np.interp``: the nearest valid value is held before the first / after the last
 one), BEFORE the mapping, so derived joints (Hip, Spine, Thorax, Head) stay exact functions of the
 filled points; ``filled`` marks every H36M joint that used a filled point. A person with a needed
 point never detected is not lifted and is reported (``SkippedPerson``).
 
 Formats (``--format``): ``coco`` (COCO keypoint-results JSON list, a COCO dataset dict with
-``annotations``/``images``, or a folder of one such JSON per frame), ``halpe`` (AlphaPose JSON with 26
-points; ``idx`` is its track id), ``openpose`` (a folder of ``*_keypoints.json``, one per frame, BODY_25
-or COCO-18), ``mmpose`` (inferencer ``--pred-out-dir`` JSON or the demo's ``instance_info`` dict) and
-``npz`` (plain arrays ``.npz``/``.npy``/``.csv`` of shape (frames, joints, 2 or 3 with score), optionally
-(people, frames, joints, C)). A point with score below the threshold, or at exactly (0, 0) (the
-OpenPose/COCO "absent" convention), is missing; NaN coordinates are an error, never "missing".
+``annotations``/``images``, or a folder of one such JSON per frame), ``detectron2`` (its
+``coco_instances_results.json``), ``halpe`` (AlphaPose JSON with 26 points; a scalar ``idx`` is its track
+id, a list is "no id"), ``openpose`` (a folder of ``*_keypoints.json``, one per frame, BODY_25, BODY_25B
+or COCO-18), ``mmpose`` (inferencer ``--pred-out-dir`` JSON or the demo's ``instance_info`` dict),
+``yolo``, ``mediapipe`` and ``vitpose`` (``detectors``), and ``npz`` (plain arrays ``.npz``/``.npy``/``.csv``
+of shape (frames, joints, 2 or 3 with score), optionally (people, frames, joints, C)). A point with score
+below the threshold, or at exactly (0, 0) (the OpenPose/COCO/YOLO "absent" convention), is missing; NaN
+coordinates are an error, never "missing".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,22 @@ from liftbench.errors import DataError
 
 MAX_SPAN = 1_000_000  # frames (5.5 h at 50 fps): a larger span means image ids of unrelated images
 DEFAULT_SCORE_THRESHOLD = 0.3  # mmpose's box/track threshold and MHFormer's low-score rule
-FORMATS = ("auto", "coco", "halpe", "openpose", "mmpose", "npz")
+FORMATS = ("auto", "coco", "halpe", "openpose", "mmpose", "detectron2", "yolo", "mediapipe", "vitpose", "npz")
+#: default --score-threshold per format, with why: detector scores mean different things
+SCORE_THRESHOLDS: dict[str, tuple[float, str]] = {
+    "detectron2": (0.05, "detectron2 keypoint scores are heatmap softmax values, not probabilities (they can exceed "
+                         "1); 0.05 is detectron2's own Visualizer keypoint threshold"),
+    "yolo": (0.5, "Ultralytics sets keypoints with confidence < 0.5 to (0, 0) itself (Keypoints)"),
+    "mediapipe": (0.5, "MediaPipe's drawing_utils keeps landmarks with visibility and presence >= 0.5"),
+    "vitpose": (0.5, "easy_ViTPose draws keypoints with confidence >= 0.5"),
+}
+
+
+def default_score_threshold(fmt: str) -> tuple[float, str]:
+    """(threshold, why) a format uses when --score-threshold is not given."""
+    return SCORE_THRESHOLDS.get(fmt, (DEFAULT_SCORE_THRESHOLD, "liftbench's default for probability-like "
+                                                               "scores (mmpose's keypoint threshold)"))
+
 
 _COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
            "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -54,11 +73,27 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "coco18": ("nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
                "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
                "right_eye", "left_eye", "right_ear", "left_ear"),
+    # OpenPose BODY_25B (openpose src/openpose/pose/poseParameters.cpp POSE_BODY_25B_BODY_PARTS)
+    "body25b": _COCO17 + ("upper_neck", "head_top", "left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
+                          "right_small_toe", "right_heel"),
+    # MediaPipe Pose / BlazePose, PoseLandmark order (google/mediapipe)
+    "mediapipe33": ("nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+                    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+                    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+                    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
+                    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
+                    "left_foot_index", "right_foot_index"),
+    # easy_ViTPose coco_25 (JunkyByte/easy_ViTPose vit_utils/visualization.py joints_dict)
+    "vitpose25": ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "neck", "left_shoulder", "right_shoulder",
+                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "hip",
+                  "left_knee", "right_knee", "left_ankle", "right_ankle", "left_big_toe", "left_small_toe",
+                  "left_heel", "right_big_toe", "right_small_toe", "right_heel"),
     "h36m17": tuple(JOINT_NAMES),  # already Human3.6M order: passed through unchanged
 }
 #: layout chosen from the joint count of a plain array (17 = COCO-17 unless --layout h36m)
 ARRAY_LAYOUTS = {17: "coco17", 18: "coco18", 25: "body25", 26: "halpe26"}
-LAYOUT_OPTIONS = {"coco": "coco17", "halpe": "halpe26", "body25": "body25", "coco18": "coco18", "h36m": "h36m17"}
+LAYOUT_OPTIONS = {"coco": "coco17", "halpe": "halpe26", "body25": "body25", "body25b": "body25b", "coco18": "coco18",
+                  "mediapipe": "mediapipe33", "h36m": "h36m17"}
 
 #: THE mapping table: Human3.6M joint <- mean of these detector points. mean of two = midpoint;
 #: Spine = mean of both hips and both shoulders = mid(Hip, Thorax). Sides are anatomical in every
@@ -113,9 +148,13 @@ class Detections:
     points: np.ndarray  # (D, K, 2) float64 pixels
     scores: np.ndarray  # (D, K) float64 (1.0 where the file has no score)
     video_frames: np.ndarray  # (V,) int64 every frame the file covers, with or without a person
-    person_key: str  # 'track_id' | 'idx' | 'index within the frame'
+    person_key: str  # where person ids come from: 'track_id' | 'idx' | ... | 'index within the frame'
     width: float | None = None
     height: float | None = None
+    ids_from_file: bool = False  # person holds the file's own track ids (else: index within the frame)
+    normalised: bool = False  # points are fractions of the image width / height (YOLO labels, MediaPipe)
+    merged_boxes: int = 0  # records that pose-NMS built from several boxes (AlphaPose idx [[a], [b]])
+    notes: list[str] = field(default_factory=list)  # what the reader decided (layout checks, ignored ids)
 
 
 @dataclass

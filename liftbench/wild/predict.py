@@ -1,7 +1,9 @@
 """Lift a user's own 2D keypoints (one video) with a trained run: ``predict_file``.
 
-Flow: read the detector file (``keypoint_readers``) -> per person, map to H36M-17 and fill gaps
-(``keypoints2d.person_tracks``) -> move the user's pixels into the Human3.6M camera frame the run was
+Flow: read the detector file (``readers``) -> pixels (``sources.in_pixels`` for normalised formats) ->
+stable person ids (``tracking.identify``: the file's track ids, or association across frames) -> per
+person, map to H36M-17 and fill gaps (``keypoints.person_tracks``) -> move the user's pixels into the
+Human3.6M camera frame the run was
 trained on (``to_h36m_pixels``, the ONE place that does it) -> ``evaluate.predict_sequences`` (so the
 run's own input normalisation, window and causal alignment apply, whatever the lifter) -> one
 ``.npz`` + ``.json`` pair per person. Nothing here prints; the CLI renders ``PredictOutcome``.
@@ -28,18 +30,21 @@ from liftbench.errors import CheckpointError, ConfigError, DataError
 from liftbench.evaluate import predict_sequences
 from liftbench.pipeline import load_run
 from liftbench.results import utc_now
+from liftbench.values import finite_result, image_size
 from liftbench.wild.keypoints import (
-    DEFAULT_SCORE_THRESHOLD,
     LAYOUTS,
     PersonTrack,
     SkippedPerson,
     coco17_from_h36m,
     coco_results,
+    default_score_threshold,
     mapping_table,
     person_tracks,
 )
 from liftbench.wild.readers import read_keypoints
 from liftbench.wild.show import render
+from liftbench.wild.sources import in_pixels
+from liftbench.wild.tracking import Identification, PersonIdentity, identify
 
 DOMAIN_SHIFT_WARNING = ("a lifter trained on Human3.6M keypoints sees a different skeleton definition and camera "
                         "here: the detector's joints are mapped (Hip, Spine, Thorax, Head are approximations), and "
@@ -78,6 +83,8 @@ class PersonOutput:
     n_frames: int
     n_frames_without_person: int
     n_joint_frames_filled: int  # (frame, joint) pairs that used an interpolated point
+    identity: PersonIdentity | None = None  # how the person was identified, detections, jumps
+    duplicates_dropped: int = 0  # two detections of this person in one frame: the lower-scoring one dropped
     render_path: Path | None = None
 
 
@@ -94,7 +101,10 @@ class PredictOutcome:
     people: list[PersonOutput]
     skipped: list[SkippedPerson]
     warning: str = DOMAIN_SHIFT_WARNING
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader decided (layout checks, ignored ids)
+    score_threshold: float = 0.0
+    score_threshold_source: str = ""  # '--score-threshold' or the format's default and why
+    identification: Identification | None = None
 
 
 def _frame_ranges(frames: np.ndarray) -> list[list[int]]:
@@ -107,13 +117,13 @@ def _frame_ranges(frames: np.ndarray) -> list[list[int]]:
     return [[int(frames[a]), int(frames[b])] for a, b in zip(starts, ends)]
 
 
-def _check_options(out: Path | None, width: float | None, height: float | None, score_threshold: float) -> None:
-    if not np.isfinite(score_threshold) or score_threshold < 0:
-        raise ConfigError(f"--score-threshold must be a number >= 0 (default {DEFAULT_SCORE_THRESHOLD}), got {score_threshold}.")
+def _check_options(out: Path | None, width: float | None, height: float | None, score_threshold: float | None) -> None:
+    if score_threshold is not None and (not np.isfinite(score_threshold) or score_threshold < 0):
+        raise ConfigError(f"--score-threshold must be a number >= 0 (default: the format's), got {score_threshold}.")
     if (width is None) != (height is None):
         raise ConfigError("--width and --height go together; pass both (the video's size in pixels).")
-    if width is not None and not (np.isfinite(width) and np.isfinite(height) and width > 0 and height > 0):
-        raise ConfigError(f"--width/--height must be positive pixel sizes, got {width} x {height}.")
+    if width is not None:  # the rule a size read from a file follows too (values.image_size)
+        image_size(width, height, "", error=ConfigError, labels=("--width", "--height"))
     if out is not None and out.suffix.lower() != ".npz":
         raise ConfigError(f"--out {out}: give a .npz file name (the .json is written beside it).")
 
@@ -122,14 +132,17 @@ def _image_size(dets, input_path: Path, width: float | None, height: float | Non
     if width is not None:
         said = f" (the file says {dets.width:g} x {dets.height:g})" if dets.width and dets.height else ""
         return float(width), float(height), f"--width/--height{said}"
-    if dets.width and dets.height:
-        return float(dets.width), float(dets.height), "the input file"
-    raise ConfigError(f"{input_path} does not store the image size; pass --width W --height H (the video's size "
+    if dets.width is not None or dets.height is not None:  # every reader's size, checked like --width/--height
+        file_w, file_h = image_size(dets.width, dets.height, f"{input_path}: the image")
+        return file_w, file_h, "the input file"
+    why = " and its points are fractions of the image" if dets.normalised else ""
+    raise ConfigError(f"{input_path} does not store the image size{why}; pass --width W --height H (the video's size "
                       "in pixels).")
 
 
 def _output_paths(input_path: Path, out: Path | None, person_id: int, several: bool) -> tuple[Path, Path]:
-    base = out if out is not None else input_path.parent / f"{input_path.stem if input_path.is_file() else input_path.name}_3d.npz"
+    stem = input_path.stem if input_path.is_file() else input_path.name
+    base = out if out is not None else input_path.parent / f"{stem}_3d.npz"
     if several:
         base = base.with_name(f"{base.stem}_person{person_id}.npz")
     return base, base.with_suffix(".json")
@@ -137,9 +150,10 @@ def _output_paths(input_path: Path, out: Path | None, person_id: int, several: b
 
 def predict_file(run_dir: str | Path, input: str | Path, *, fmt: str = "auto", out: str | Path | None = None,
                  width: float | None = None, height: float | None = None,
-                 score_threshold: float = DEFAULT_SCORE_THRESHOLD, layout: str | None = None, device: str = "auto",
+                 score_threshold: float | None = None, layout: str | None = None, device: str = "auto",
                  render: str | Path | None = None, fps: float = 50.0) -> PredictOutcome:
-    """Lift every person of one video's 2D keypoints with the run in ``run_dir``; write .npz + .json each."""
+    """Lift every person of one video's 2D keypoints with the run in ``run_dir``; write .npz + .json each.
+    ``score_threshold`` None: the format's default (``keypoints.SCORE_THRESHOLDS``)."""
 
     input_path = Path(input).expanduser()
     out_path = Path(out).expanduser() if out is not None else None
@@ -151,30 +165,48 @@ def predict_file(run_dir: str | Path, input: str | Path, *, fmt: str = "auto", o
                               "resume it with liftbench train ... --resume first.")
     dets, how = read_keypoints(input_path, fmt, layout)
     img_w, img_h, size_source = _image_size(dets, input_path, width, height)
-    if len(dets.frames) and np.abs(dets.points).max() <= 2.0 and img_w > 16:
+    if not dets.normalised and len(dets.frames) and np.abs(dets.points).max() <= 2.0 and img_w > 16:
         raise DataError(f"{input_path}: every coordinate lies within [-2, 2] for a {img_w:g} x {img_h:g} image; these "
                         "look normalised (e.g. OpenPose --keypoint_scale 3/4): export pixel coordinates.")
-    tracks, skipped = person_tracks(dets, score_threshold)
+    if score_threshold is None:
+        score_threshold, why = default_score_threshold(dets.format)
+        threshold_source = f"default for {dets.format}: {why}"
+    else:
+        threshold_source = "--score-threshold"
+    identity = identify(in_pixels(dets, img_w, img_h), score_threshold)
+    tracks, skipped = person_tracks(identity.dets, score_threshold)
     if not tracks:
         if not len(dets.frames):
             raise DataError(f"{input_path}: no person is detected in any of its {len(dets.video_frames)} frame(s); "
                             "nothing to lift.")
-        raise DataError(f"{input_path}: no person can be lifted ({'; '.join(f'person {s.person_id}: {s.reason}' for s in skipped)}).")
+        reasons = "; ".join(f"person {s.person_id}: {s.reason}" for s in skipped)
+        raise DataError(f"{input_path}: no person can be lifted ({reasons}).")
     sequences = []
     pixel_info: dict[str, Any] = {}
     for track in tracks:
-        h36m_px, pixel_info = to_h36m_pixels(track.keypoints_2d, img_w, img_h)  # (N, 17, 2)
+        with np.errstate(all="ignore"):  # checked just below
+            h36m_px, pixel_info = to_h36m_pixels(track.keypoints_2d, img_w, img_h)  # (N, 17, 2)
+        finite_result(h36m_px.astype(np.float32), f"2D input of person {track.person_id} mapped to Human3.6M pixels",
+                      input_path, "its coordinates are too large for the image size; pass pixel coordinates of "
+                      "this video")
         sequences.append(Sequence(subject=f"person{track.person_id}", action=input_path.stem, camera=0,
                                   keypoints_2d=h36m_px.astype(np.float32),
                                   joints_3d=np.zeros((len(track.frames), len(JOINT_NAMES), 3), dtype=np.float32),
                                   resolution=(int(H36M_IMAGE_SIZE[0]), int(H36M_IMAGE_SIZE[1]))))
-    preds = predict_sequences(run.model, run.stats, sequences, dev)
+    with np.errstate(all="ignore"):  # the input is normalised inside; its finiteness is checked below
+        preds = predict_sequences(run.model, run.stats, sequences, dev, ground_truth=False)
+    finite_result(preds.pred, "3D output of the lifter", input_path, "the 2D input is far outside the range the "
+                  "run was trained on (check the coordinates and the image size); nothing was written")
     common = {"liftbench_version": __version__, "created_utc": utc_now(), "input": str(input_path),
               "run": {"run_id": run.config.run_id, "model": run.config.model, "run_dir": str(run.run_dir),
                       "window": int(run.model.window)},
               "format": dets.format, "format_chosen": how, "layout": dets.layout,
               "layout_points": list(LAYOUTS[dets.layout]), "mapping": mapping_table(dets.layout),
-              "score_threshold": score_threshold,
+              "score_threshold": score_threshold, "score_threshold_source": threshold_source,
+              "reader_notes": list(dets.notes), "people_identified": identity.summary(),
+              "detections_dropped": {"count": identity.dropped, "frames": identity.dropped_frames,
+                                     "reason": "no point with score >= threshold (not at (0, 0)): cannot be placed"},
+              "merged_boxes": identity.merged_boxes,
               "image_size": {"width": img_w, "height": img_h, "source": size_source}, "pixel_mapping": pixel_info,
               "units": "poses_3d: mm, root-relative (Hip = 0; a lifter's predicted root offset is subtracted), "
                        "camera frame (x right, y down, z forward); "
@@ -188,19 +220,25 @@ def predict_file(run_dir: str | Path, input: str | Path, *, fmt: str = "auto", o
         rows = np.flatnonzero(preds.subject == f"person{track.person_id}")
         rows = rows[np.argsort(preds.frame[rows], kind="stable")]
         npz_path, json_path = _output_paths(input_path, out_path, track.person_id, len(tracks) > 1)
-        meta = {**common, **_person_meta(track, dets.person_key)}
+        person_identity = identity.people.get(track.person_id)
+        meta = {**common, **_person_meta(track, dets.person_key, person_identity)}
         poses = root_centre(preds.pred[rows].astype(np.float64))  # (N, 17, 3): a predicted root offset removed
         _write_person(npz_path, json_path, poses, track, meta)
         people.append(PersonOutput(track.person_id, npz_path, json_path, len(track.frames),
-                                   len(track.frames_without_person), int(track.filled.sum())))
+                                   len(track.frames_without_person), int(track.filled.sum()), person_identity,
+                                   track.duplicates_dropped))
     if render is not None:
         _render(Path(render).expanduser(), people, preds, tracks, fps)
     return PredictOutcome(input_path, dets.format, how, dets.layout, run.config.run_id, run.config.model,
-                          (img_w, img_h), size_source, people, skipped)
+                          (img_w, img_h), size_source, people, skipped, notes=list(dets.notes),
+                          score_threshold=score_threshold, score_threshold_source=threshold_source,
+                          identification=identity)
 
 
-def _person_meta(track: PersonTrack, person_key: str) -> dict[str, Any]:
-    return {"person": {"id": track.person_id, "identified_by": person_key},
+def _person_meta(track: PersonTrack, person_key: str, identity: PersonIdentity | None) -> dict[str, Any]:
+    how = {} if identity is None else {"method": identity.identified_by, "detections": identity.detections,
+                                       "jumps": identity.jumps}
+    return {"person": {"id": track.person_id, "identified_by": person_key, **how},
             "frames": {"first": int(track.frames[0]), "last": int(track.frames[-1]), "count": len(track.frames),
                        "without_person": _frame_ranges(track.frames_without_person),
                        "n_without_person": len(track.frames_without_person),
@@ -235,8 +273,8 @@ def _render(path: Path, people: list[PersonOutput], preds, tracks: list[PersonTr
         rows = np.flatnonzero(preds.subject == f"person{track.person_id}")
         rows = rows[np.argsort(preds.frame[rows], kind="stable")]
         extra = {"filled": track.filled} if "filled" in inspect.signature(render).parameters else {}
-        render(target, pred=root_centre(preds.pred[rows]), keypoints_2d=track.keypoints_2d.astype(np.float32), target=None,
-               frames=track.frames, fps=fps, title=f"person {person.person_id}", **extra)
+        render(target, pred=root_centre(preds.pred[rows]), keypoints_2d=track.keypoints_2d.astype(np.float32),
+               target=None, frames=track.frames, fps=fps, title=f"person {person.person_id}", **extra)
         person.render_path = target
 
 
@@ -266,7 +304,8 @@ def export_2d(dataset: str, subject: str, action: str, camera: int, out: str | P
                           f"clips: {', '.join(keys[:30])}{' ...' if len(keys) > 30 else ''} (cameras 0-3).")
     seq = match[0]
     cam = ds.cameras[subject][camera] if subject in ds.cameras and camera < len(ds.cameras[subject]) else None
-    size = tuple(int(v) for v in cam.resolution) if cam is not None else (int(H36M_IMAGE_SIZE[0]), int(H36M_IMAGE_SIZE[1]))
+    default = (int(H36M_IMAGE_SIZE[0]), int(H36M_IMAGE_SIZE[1]))
+    size = tuple(int(v) for v in cam.resolution) if cam is not None else default
     records = coco_results(coco17_from_h36m(seq.keypoints_2d.astype(np.float64)))
     write_text_atomic(out_path, json.dumps(records, separators=(",", ":")) + "\n")
     return ExportOutcome(out_path, seq.n_frames, size, seq.key)

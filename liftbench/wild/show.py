@@ -33,6 +33,7 @@ from liftbench.data.h36m import normalise_action
 from liftbench.data.safe.npz import load_members
 from liftbench.data.skeleton import LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS, root_centre
 from liftbench.errors import ConfigError, DataError, MissingExtraError, unknown_name_message
+from liftbench.values import finite_array, float32_safe, id_array, printable, reading, user_file
 
 FORMATS = (".gif", ".mp4", ".png")
 PANEL_INCHES = 3.0  # each panel is a PANEL_INCHES square, so a file's pixel size is predictable
@@ -262,7 +263,8 @@ def _pick_video(members: dict, path: Path, subject: str | None, action: str | No
     rows = subjects == subject
     action = normalise_action(action) if action is not None else str(actions[rows][0])
     if action not in set(actions[rows].tolist()):
-        raise ConfigError(f"--action: {unknown_name_message(f'action of {subject}', action, set(actions[rows].tolist()))}"
+        known = set(actions[rows].tolist())
+        raise ConfigError(f"--action: {unknown_name_message(f'action of {subject}', action, known)}"
                           f" (in {path}).")
     rows &= actions == action
     camera = camera if camera is not None else int(cameras[rows][0])
@@ -278,6 +280,37 @@ def _pick_video(members: dict, path: Path, subject: str | None, action: str | No
                 (subject, action, camera))
 
 
+def _checked(members: dict, path: Path) -> dict:
+    """The members ``load_clip`` uses, checked like values from the command line: frames whole numbers,
+    poses finite in float32 and of one length, names text (``values``); a bad member is one line naming it."""
+    out = dict(members)
+    if all(k in members for k in LIFTBENCH_KEYS):
+        out["frame"] = id_array(members["frame"], f"{path}: member 'frame'")
+        n = len(out["frame"])
+        out["camera"] = id_array(members["camera"], f"{path}: member 'camera'", shape=(n,))
+        for key in ("pred", "target"):
+            if key in members:
+                out[key] = float32_safe(members[key], f"{path}: member '{key}'", shape=(n, NUM_JOINTS, 3))
+        for key in ("subject", "action"):
+            value = members[key]
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "US" or value.shape != (n,):
+                raise DataError(f"{path}: member '{key}' must be {n} names (text), got {printable(value, 40)}.")
+    elif "poses_3d" in members:
+        out["poses_3d"] = float32_safe(members["poses_3d"], f"{path}: member 'poses_3d'", shape=(None, NUM_JOINTS, 3))
+        n = len(out["poses_3d"])
+        if "frames" in members:
+            out["frames"] = id_array(members["frames"], f"{path}: member 'frames'", shape=(n,))
+        if members.get("keypoints_2d") is not None:
+            out["keypoints_2d"] = finite_array(members["keypoints_2d"], f"{path}: member 'keypoints_2d'",
+                                               shape=(n, NUM_JOINTS, 2))
+        if members.get("filled") is not None:
+            filled = np.asarray(members["filled"])
+            if filled.dtype.kind != "b" or filled.shape != (n, NUM_JOINTS):
+                raise DataError(f"{path}: member 'filled' must be ({n}, {NUM_JOINTS}) booleans, got {filled.dtype} "
+                                f"{filled.shape}.")
+    return out
+
+
 def _predict_output(members: dict, path: Path) -> Clip:
     pred = members["poses_3d"]
     n = len(pred) if isinstance(pred, np.ndarray) else 0
@@ -287,7 +320,7 @@ def _predict_output(members: dict, path: Path) -> Clip:
     if raw is not None:
         try:
             meta = json.loads(str(np.asarray(raw).item()))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise DataError(f"{path}: 'meta' is not a JSON string; re-run liftbench predict.") from None
     fps = meta.get("fps") if isinstance(meta, dict) else None
     return Clip(np.asarray(pred), members.get("keypoints_2d"), None, frames, path.stem,
@@ -320,15 +353,18 @@ def load_clip(source: str | Path, subject: str | None = None, action: str | None
         if not path.is_file():
             raise DataError(f"{source} has no {PREDICTIONS_FILE}; run liftbench evaluate {source} --save-predictions "
                             "first.")
-    elif source.is_file():
-        path = source
+    elif source.exists():
+        path = user_file(source, "a predictions.npz, a run directory or a liftbench predict output", 1 << 40)
     else:
         raise DataError(f"{source}: no such file or run directory.")
     members = load_members(path)
+    with reading(path, "a predictions .npz"):  # anything else a malformed file raises: one line naming it
+        members = _checked(members, path)
     if all(k in members for k in LIFTBENCH_KEYS):
         clip = _pick_video(members, path, subject, action, camera)
     elif "poses_3d" in members:
-        given = [opt for opt, v in (("--subject", subject), ("--action", action), ("--camera", camera)) if v is not None]
+        options = (("--subject", subject), ("--action", action), ("--camera", camera))
+        given = [opt for opt, v in options if v is not None]
         if given:
             raise ConfigError(f"{' '.join(given)}: {path} is a liftbench predict output (one video); drop the option.")
         if data is not None:
@@ -336,6 +372,7 @@ def load_clip(source: str | Path, subject: str | None = None, action: str | None
         clip = _predict_output(members, path)
     else:
         raise DataError(f"{path}: neither a liftbench predictions.npz ({', '.join(LIFTBENCH_KEYS)}) nor a liftbench "
-                        f"predict output (poses_3d, keypoints_2d, frames); it has: {', '.join(sorted(members)) or 'nothing'}.")
+                        f"predict output (poses_3d, keypoints_2d, frames); it has: "
+                        f"{', '.join(sorted(members)) or 'nothing'}.")
     clip = _select_frames(clip, frames)
     return _dataset_2d(clip, data, data_dir, keypoints) if data is not None else clip

@@ -53,7 +53,8 @@ def trained_runs(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     runs = {}
-    for model, extra in (("mlp", ["--set", "hidden_size=16"]), ("seq2seq", ["--set", "hidden_size=12", "--set", "seq_len=4"])):
+    for model, extra in (("mlp", ["--set", "hidden_size=16"]),
+                         ("seq2seq", ["--set", "hidden_size=12", "--set", "seq_len=4"])):
         code = main(["train", model, "--data", "tiny", "--epochs", "2", "--device", "cpu", "--out", str(out),
                      "--set", "batch_size=16", *extra])
         assert code == 0

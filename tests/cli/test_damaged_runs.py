@@ -59,8 +59,9 @@ RESUME_DAMAGES = {
     "dropout rng": (lambda c: c.__setitem__("dropout_rng", torch.zeros(7, dtype=torch.uint8)), "dropout RNG state"),
     "dropout rng type": (lambda c: c.__setitem__("dropout_rng", [1, 2]), "'dropout_rng'"),
     "torch rng": (lambda c: c.__setitem__("torch_rng", torch.zeros(7, dtype=torch.uint8)), "torch RNG state"),
-    "adam moment shape": (lambda c: next(iter(c["optimizer"]["state"].values())).__setitem__("exp_avg", torch.zeros(2, 2)),
-                          "optimizer state 'exp_avg'"),
+    "adam moment shape": (
+        lambda c: next(iter(c["optimizer"]["state"].values())).__setitem__("exp_avg", torch.zeros(2, 2)),
+        "optimizer state 'exp_avg'"),
 }
 
 

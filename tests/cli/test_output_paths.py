@@ -39,7 +39,8 @@ def test_out_on_a_read_only_place(tmp_path, run_cli, monkeypatch, runs):
     ro = tmp_path / "ro"
     ro.mkdir()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro and mode & os.W_OK else real_access(p, mode, **kw))
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: (False if Path(p) == ro and mode & os.W_OK
+                                                             else real_access(p, mode, **kw)))
     code, _, err = run_cli("train", "mlp", *TRAIN_ARGS, "--out", ro / "out")
     assert_one_line_error(code, err, f"--out {ro / 'out'}", "not writable")
     code, _, err = run_cli("run", "ablation", "--out", ro, *QUICK)

@@ -55,7 +55,8 @@ def test_forward_kinematics_matches_hand_computed_poses():
     body = parse_urdf((Path(pybullet_data.getDataPath()) / URDF_FILE).read_text(errors="replace"))
     # URDF joint origins x 0.25 scale, in mm (humanoid.urdf): hip z, knee y, ankle y, wrist y
     hip, knee, ankle = 0.339548 * 250, -1.686184 * 250, -1.639480 * 250
-    chest, shoulder, elbow, wrist = 0.944604 * 250, np.array([-0.0962, 0.974, 0.73244]) * 250, -1.099152 * 250, -1.035788 * 250
+    chest, shoulder, elbow, wrist = (0.944604 * 250, np.array([-0.0962, 0.974, 0.73244]) * 250,
+                                     -1.099152 * 250, -1.035788 * 250)
     root = np.array([100.0, 900.0, -200.0])
     f = _rest_frame()
     f[20] = -np.pi / 2  # right knee flexed 90 deg: the shin points backwards (-x)

@@ -505,7 +505,7 @@ def test_lzma_members_are_refused(tmp_path):
 # ---- broken files --------------------------------------------------------------------------------
 
 def test_missing_file(tmp_path):
-    _refused(tmp_path / "nope.npz", DataError, "not found")
+    _refused(tmp_path / "nope.npz", DataError, "does not exist")
 
 
 def test_not_a_zip(tmp_path):

@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from fixtures.lifters import SMALL_SIZES
 
 from liftbench import fast as speed
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
@@ -328,7 +329,8 @@ def test_evaluator_uses_predict_frames(monkeypatch):
     with speed.disabled():
         b = predict_sequences(m, stats, seqs, torch.device("cpu"), batch_size=5)
     assert calls and np.allclose(a.pred, b.pred, atol=1e-3) and len(a) == 11
-    monkeypatch.setattr(m, "predict_frames", lambda inputs, index, batch_size, segments=None: torch.zeros(3, OUTPUT_DIM))
+    monkeypatch.setattr(m, "predict_frames",
+                        lambda inputs, index, batch_size, segments=None: torch.zeros(3, OUTPUT_DIM))
     with speed.disabled(), pytest.raises(DataError, match="predict_frames returned shape"):
         predict_sequences(m, stats, seqs, torch.device("cpu"))
 
@@ -345,7 +347,10 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(liftbench.perf.bench, "default_pack_bench", lambda: None)  # packing has its own tests
 
     out = tmp_path / "bench.csv"
-    tiny = ["--set", "hidden_size=16", "--set", "channels=16", "--set", "filter_widths=3,3"]  # each to who has it
+    # each key to the lifters that have it; every registered lifter shrunk (the transformers' published sizes with
+    # 32-clip batches of 243 frames need ~14 GB)
+    sizes = {k: v for k, v in SMALL_SIZES.items() if k not in ("seq_len", "num_blocks")}
+    tiny = [arg for k, v in sizes.items() for arg in ("--set", f"{k}={v}")]
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", *tiny, "--batch", "32", "--reps", "2",
                                       "--eval-batch", "256", "--csv", str(out)])
     assert result.exit_code == 0, result.output
@@ -366,8 +371,9 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
     assert tcn.loc["plain", "seq_len"] == 9  # widths 3,3: a 9-frame receptive field
     # whole videos share every frame's work; the plain path runs one dilated window per frame
     assert tcn.loc["production", "eval_flops_per_frame_executed"] < tcn.loc["plain", "eval_flops_per_frame_executed"]
-    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--set", "hidden_size=16", "--reps", "2",
-                                      "--eval-batch", "256", "--json", "--cuda-graph", "--bf16", "--tf32"])
+    result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--set", "hidden_size=16",
+                                      "--reps", "2", "--eval-batch", "256", "--json", "--cuda-graph", "--bf16",
+                                      "--tf32"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     (r,) = payload["results"]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures.lifters import small_params
 from torch import nn
 
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
@@ -57,9 +58,9 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def unit_stats(dtype=torch.float32) -> NormStats:
-    return NormStats(torch.zeros(INPUT_DIM, dtype=dtype), torch.ones(INPUT_DIM, dtype=dtype),
-                     torch.zeros(OUTPUT_DIM, dtype=dtype), torch.ones(OUTPUT_DIM, dtype=dtype))
+def unit_stats(dtype=torch.float32, in_dim: int = INPUT_DIM, out_dim: int = OUTPUT_DIM) -> NormStats:
+    return NormStats(torch.zeros(in_dim, dtype=dtype), torch.ones(in_dim, dtype=dtype),
+                     torch.zeros(out_dim, dtype=dtype), torch.ones(out_dim, dtype=dtype))
 
 
 def mm_stats(dtype=torch.float32) -> NormStats:
@@ -76,9 +77,7 @@ def fields(name: str) -> dict[str, type]:
 
 def small(name: str, **extra) -> dict:
     """Small, dropout-free settings for any registered lifter (keys it lacks are skipped)."""
-    f = fields(name)
-    params = {"hidden_size": 16, "channels": 16, "filter_widths": "3,3", "dropout": 0.0, "test_flip": False, **extra}
-    return {k: v for k, v in params.items() if k in f}
+    return small_params(name, dropout=0.0, drop_path=0.0, test_flip=False, **extra)
 
 
 def perturb_(model: nn.Module, scale: float = 0.3) -> None:
@@ -144,27 +143,37 @@ def test_forward_backward_every_parameter_gets_gradient(name):
         assert torch.allclose(model.predict_aligned(x), model(x)[:, window.aligned_position if T_out > 1 else 0])
 
 
-OVERFIT = {"seq2seq": {"hidden_size": 64, "smoothness": 0.0, "seq_len": 4}, "mlp": {"hidden_size": 64}}
+OVERFIT = {"seq2seq": {"hidden_size": 64, "smoothness": 0.0, "seq_len": 4}, "mlp": {"hidden_size": 64},
+           # width 16 is too narrow for MotionBERT's N-MPJPE term (its 1/|pred| gradient at tiny outputs stalls
+           # Adam); 64 learns
+           "motionbert": {"dim_feat": 64, "dim_rep": 64}, "mixste": {"embed_dim": 64}}
 
 
 @pytest.mark.parametrize("name", ALL_LIFTERS)
 def test_overfits_a_tiny_batch(name):
+    """300 Adam steps on 4 windows bring the loss below 1 % of its start. Clip models' losses carry temporal
+    terms (velocity error; MixSTE's smoothness of the prediction alone) that random per-frame targets cannot
+    satisfy, so their windows hold one random pose per clip (constant in time); 500 steps, 10 % asked."""
     torch.manual_seed(0)
     model = create_lifter(name, **small(name, **OVERFIT.get(name, {}))).train()
     rep, window = model.contract.representation, model.contract.window
-    x = torch.randn(4, model.window, rep.input_dim)
-    y = torch.randn(4, model.window if window.targets == "window" else 1, rep.output_dim)
-    stats = unit_stats()
+    T_out = model.window if window.targets == "window" else 1
+    if window.is_clip:
+        x = torch.randn(4, 1, rep.input_dim).expand(4, model.window, rep.input_dim).contiguous()
+        y = torch.randn(4, 1, rep.output_dim).expand(4, T_out, rep.output_dim).contiguous()
+    else:
+        x, y = torch.randn(4, model.window, rep.input_dim), torch.randn(4, T_out, rep.output_dim)
+    stats = unit_stats(in_dim=rep.input_dim, out_dim=rep.output_dim)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
-    for _ in range(300):
+    for _ in range(500 if window.is_clip else 300):
         loss = model.loss(model(x), y, stats)
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
     final = model.loss(model(x), y, stats).item()
-    assert first > 0.5 and final < 0.01 * first, (first, final)
+    assert first > 0.5 and final < (0.1 if window.is_clip else 0.01) * first, (first, final)
 
 
 # ---------------------------------------------------------------------------------------- config errors
@@ -415,7 +424,7 @@ def test_seq2seq_dropout_sites_and_undropped_state(monkeypatch):
         m = m.double().train()
         perturb_(m, 0.3)
         masks = torch.bernoulli(torch.full((5, T, B, H), 0.5, dtype=torch.float64)) * 2.0
-        monkeypatch.setattr(m, "_dropout_masks", lambda T_, B_, like: masks)
+        monkeypatch.setattr(m, "_dropout_masks", lambda T_, B_, like, masks=masks: masks)
         x = torch.randn(B, T, INPUT_DIM, dtype=torch.float64)
         ones = torch.ones(B, OUTPUT_DIM, dtype=torch.float64)
         out = m(x)

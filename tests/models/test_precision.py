@@ -25,7 +25,8 @@ def test_bf16_autocast_trains_and_changes_the_numbers(tmp_path, model, width):
     # weights stay float32 (autocast changes the compute, not the parameters) and differ from the fp32 run
     for name, w in runs["bf16"].items():
         assert w.dtype == runs["fp32"][name].dtype
-    assert any(not torch.equal(runs["bf16"][n], runs["fp32"][n]) for n in runs["fp32"] if runs["fp32"][n].is_floating_point())
+    assert any(not torch.equal(runs["bf16"][n], runs["fp32"][n])
+               for n in runs["fp32"] if runs["fp32"][n].is_floating_point())
 
 
 def test_tf32_needs_cuda(tmp_path):

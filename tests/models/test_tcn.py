@@ -71,7 +71,8 @@ def test_whole_video_evaluation_equals_one_window_per_frame(causal, flip):
     lengths = [5, 23, 1, 12]  # shorter than the receptive field too
     inputs = torch.randn(sum(lengths), 34, dtype=torch.float64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    table = FrameTable(inputs.numpy(), np.zeros((sum(lengths), 51)), starts, np.array(lengths), [("S", "a", i) for i in range(4)])
+    table = FrameTable(inputs.numpy(), np.zeros((sum(lengths), 51)), starts, np.array(lengths),
+                       [("S", "a", i) for i in range(4)])
     index = torch.from_numpy(window_index(table, model.contract.window))
     whole = model.predict_frames(inputs, index, 8, [(int(a), n) for a, n in zip(starts, lengths)])
     per_window = super(type(model), model).predict_frames(inputs, index, 8, None)
@@ -113,7 +114,8 @@ def test_metre_targets_and_constant_input_stats(tiny_dataset):
 
 
 def test_padded_training_windows_replicate_edges():
-    table = FrameTable(np.zeros((7, 2)), np.zeros((7, 3)), np.array([0, 4]), np.array([4, 3]), [("a", "b", 0), ("a", "b", 1)])
+    table = FrameTable(np.zeros((7, 2)), np.zeros((7, 3)), np.array([0, 4]), np.array([4, 3]),
+                       [("a", "b", 0), ("a", "b", 1)])
     w = training_windows(table, WindowSpec(5, "centred", "padded", "aligned"))
     assert list(w.anchors) == list(range(7)) and w.target_offset == 0 and w.clamp
     assert list(w.offsets) == [-2, -1, 0, 1, 2]
@@ -154,7 +156,8 @@ def test_tcn_recipe_trains_and_scores_every_frame(tmp_path, tiny_dataset, monkey
     assert (resolved.optimizer, resolved.lr_decay_every, resolved.flip_augment) == ("amsgrad", "epoch", True)
     history = outcome.state.history
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-3 * 0.95])  # epoch e (0-based) at 1e-3 * 0.95^e
-    assert applied == [pytest.approx(0.1), [pytest.approx(0.1)], pytest.approx(0.01), [pytest.approx(0.01)]]  # 0.1 * 0.01^(e/2)
+    assert applied == [pytest.approx(0.1), [pytest.approx(0.1)], pytest.approx(0.01),
+                       [pytest.approx(0.01)]]  # 0.1 * 0.01^(e/2)
     res = evaluate_run(outcome.run_dir, device="cpu")
     assert res.card["frames"]["every_frame_exactly_once"] and res.card["temporal"]["alignment"] == "centred"
     assert set(res.rows["alignment"]) == {"centred"} and set(res.rows["seq_len"]) == {3}
@@ -178,7 +181,8 @@ def test_flip_augmentation_feeds_mirrored_copies(tmp_path, tiny_dataset):
     ids = torch.tensor([[3, n + 3]])
     x, y = gather(ids)
     perm_in, sign_in, perm_out, sign_out = (torch.as_tensor(a) for a in flip_maps(rep))
-    assert torch.equal(x[0, 1], x[0, 0][..., perm_in] * sign_in) and torch.equal(y[0, 1], y[0, 0][..., perm_out] * sign_out)
+    assert (torch.equal(x[0, 1], x[0, 0][..., perm_in] * sign_in)
+            and torch.equal(y[0, 1], y[0, 0][..., perm_out] * sign_out))
     assert y.shape == (1, 2, 1, 51) and x.shape == (1, 2, 3, 34)
 
 

@@ -241,7 +241,9 @@ def test_empty_source_is_rejected(tmp_path, monkeypatch):
 def test_every_row_records_its_setting():
     df = B.load_baselines()
     for col, allowed in B.SETTING_VALUES.items():
-        assert col in df.columns and df[col].isin(allowed).all(), col  # never empty in the shipped files
+        rows = df[df["protocol"] == "p2"] if col == "p2_kind" else df  # the P2 kind belongs to P2 numbers only
+        assert col in df.columns and rows[col].isin(allowed).all(), col  # never empty in the shipped files
+    assert (df.loc[df["protocol"] == "p1", "p2_kind"] == "").all()
     temporal = pd.to_numeric(df["seq_len"]) > 1
     assert df.loc[temporal, "alignment"].isin(["causal", "centred"]).all()
     assert (df.loc[~temporal, "alignment"] == "frame").all()
@@ -253,7 +255,8 @@ def test_bug_flags_name_an_existing_corrected_counterpart():
     buggy = df[df["evaluation_bug"] == "true"]
     # every Hossain number printed in the ECCV paper (Tables 1-4) came from the buggy evaluation; nothing else did
     assert set(buggy["method_id"]) == {"hossain2018"} and set(buggy["paper"]) == {"hossain2018"}
-    assert not (df[(df["baseline"] == "hossain2018") & (df["method_id"] == "hossain2018")]["evaluation_bug"] != "true").any()
+    own = df[(df["baseline"] == "hossain2018") & (df["method_id"] == "hossain2018")]
+    assert not (own["evaluation_bug"] != "true").any()
     assert (df[df["baseline"].isin(["hossain2018_corrected", "martinez2017"])]["evaluation_bug"] == "false").all()
     named = buggy[buggy["corrected_by"] != ""]
     # only the SH full-model rows have a published correction, and it is a shipped key
@@ -288,7 +291,8 @@ def test_pavllo_settings_and_quoted_rows():
     assert (pv.loc[pv["method_id"] == "pavllo2019", "within_action"] == "frames").all()
     got = {(r.input_2d, int(r.seq_len), r.alignment, r.tta, r.protocol): r.value for r in headline.itertuples()
            if r.variant == "full"}
-    assert got[("cpn_ft", 243, "centred", "flip", "p1")] == 46.8 and got[("cpn_ft", 243, "causal", "flip", "p1")] == 49.0
+    assert got[("cpn_ft", 243, "centred", "flip", "p1")] == 46.8
+    assert got[("cpn_ft", 243, "causal", "flip", "p1")] == 49.0
     assert got[("cpn_ft", 1, "frame", "flip", "p2")] == 40.0
     assert got[("cpn_ft_gt_boxes", 27, "centred", "flip", "p1")] == 48.8
     assert got[("cpn_ft_gt_boxes", 81, "centred", "flip", "p2")] == 37.2

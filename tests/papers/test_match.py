@@ -68,7 +68,8 @@ def test_pretrained_never_matches_fine_tuned():
 def test_like_for_like_matches():
     m = matching(setting("hossain2018", "sh_ft_h36m"))
     assert set(zip(m["baseline"], m["table"])) == {("hossain2018", "Table 1"), ("hossain2018", "Table 2"),
-                                                   ("hossain2018", "Table 4"), ("hossain2018_corrected", "Actual_result.png"),
+                                                   ("hossain2018", "Table 4"),
+                                                   ("hossain2018_corrected", "Actual_result.png"),
                                                    ("pavllo2019", "Table 1")}
     assert set(m.loc[m["baseline"] == "pavllo2019", "value"]) == {58.3, 44.1}  # the corrected numbers Pavllo quotes
     m = matching(setting("martinez2017", "sh_ft_h36m", 1, "frame"))
@@ -87,9 +88,10 @@ def test_like_for_like_matches():
 def test_variants_and_noise_must_match():
     t4 = PUB[PUB["table"] == "Table 4"].set_index("variant", drop=False)
     assert PM.setting_differences(setting(variant="no_dropout"), t4.loc["no_dropout"], ABLATIONS) == []
-    assert PM.setting_differences(setting(variant="no_dropout"), t4.loc["full"], ABLATIONS) == ["variant no_dropout vs full"]
-    assert PM.setting_differences(setting(variant="full"), t4.loc["no_dropout"], ABLATIONS) == ["variant full vs no_dropout"]
-    assert PM.setting_differences(setting(variant="dropout=0"), t4.loc["full"], ABLATIONS)  # a toggled run is no full model
+    diffs = PM.setting_differences
+    assert diffs(setting(variant="no_dropout"), t4.loc["full"], ABLATIONS) == ["variant no_dropout vs full"]
+    assert diffs(setting(variant="full"), t4.loc["no_dropout"], ABLATIONS) == ["variant full vs no_dropout"]
+    assert diffs(setting(variant="dropout=0"), t4.loc["full"], ABLATIONS)  # a toggled run is no full model
     m = matching(setting("hossain2018", "gt", test_noise=10.0))
     assert m["value"].tolist() == [49.41]
     assert matching(setting("hossain2018", "gt", test_noise=7.0)).empty
@@ -132,15 +134,36 @@ def test_score_emits_both_averagings_by_hand():
         (r["slice_type"], r["slice"]) for r in score(p, video_mean=False, per_joint=False)))
 
 
-def test_recipe_banner_decision():
-    assert PM.recipe_banner({"paper": "Table 4"}, "paper", "h36m") is None
-    for preset, dataset in (("smoke", "h36m"), ("paper", "mocap-mini"), ("smoke", "mocap-mini")):
-        banner = PM.recipe_banner({"paper": "Table 4"}, preset, dataset)
-        assert "not the paper's recipe/data, so rankings may not transfer" in banner and "\n" not in banner
+def _setting_of(suite: str, preset: str, **overrides) -> PM.SuiteSetting:
+    from liftbench.suites import expand, load_suite
+
+    specs = expand(load_suite(suite), preset, overrides=overrides or None)
+    return PM.suite_setting(suite, preset, [(s.variant, s.axis_value, s.config) for s in specs])
+
+
+def test_banner_from_the_resolved_configs_against_the_declared_setting():
+    exact = _setting_of("ablation", "paper")
+    assert exact.banner is None and "Table 4" in exact.reproduces and exact.differences == ()
+    # a paper preset with its keypoints, recipe or subset overridden is no longer the paper's table
+    for overrides, needle in (({"data.keypoints": "gt"}, "data.keypoints gt (preset: sh_ft_h36m)"),
+                              ({"train.epochs": 3}, "train.epochs 3 (preset: 100)"),
+                              ({"data.subset": 0.5}, "data.subset 0.5 (preset: 1.0)"),
+                              ({"data.name": "mocap-mini"}, "data.name mocap-mini (preset: h36m)")):
+        s = _setting_of("ablation", "paper", **overrides)
+        assert s.reproduces == "" and needle in s.banner, overrides
+        assert s.banner.startswith("Note: not the paper's recipe/data, so rankings may not transfer (preset 'paper' "
+                                   "declares the setting of Hossain & Little 2018, Table 4") and "\n" not in s.banner
+    for name in ("ablation", "noise", "seqlen", "jitter", "tables"):  # every smoke preset says what it reduces
+        s = _setting_of(name, "smoke")
+        assert "preset 'smoke' is a reduced recipe" in s.banner and "data mocap-mini, not Human3.6M" in s.banner
+        assert "(paper " in s.banner and s.reproduces == ""
+    for name, preset in (("noise", "paper"), ("seqlen", "paper"), ("tables", "gt"), ("tables", "sh"),
+                         ("jitter", "paper")):
+        assert _setting_of(name, preset).banner is None, (name, preset)
+    unknown = PM.suite_setting("ablation", "paper", [("full", None, None)])
+    assert "resolved config unknown" in unknown.banner and unknown.reproduces == ""
     assert "mocap-mini" in PM.recipe_banner({"paper": "Table 4"}, "paper", "mocap-mini")
-    assert PM.suite_banner("ablation", "paper", "h36m") is None
-    assert PM.suite_banner("ablation", "smoke", "h36m") and PM.suite_banner("jitter", "paper", "h36m")
-    assert "Table 4" in PM.reproduced_table("ablation", "paper") and PM.reproduced_table("ablation", "smoke") == ""
+    assert PM.recipe_banner({"paper": "Table 4"}, "paper", "h36m") is None
 
 
 def test_paper_presets_run_the_tables_setting():
@@ -155,8 +178,6 @@ def test_paper_presets_run_the_tables_setting():
     tables = load_suite("tables")
     assert {s.config.data.keypoints for s in expand(tables, "gt")} == {"gt"}
     assert {s.config.data.keypoints for s in expand(tables, "sh")} == {"sh_ft_h36m"}
-    for name in ("ablation", "noise", "seqlen", "jitter", "tables"):  # every smoke preset gets the banner
-        assert PM.suite_banner(name, "smoke", "h36m")
 
 
 def test_recipe_differences_of_a_reduced_run():
@@ -202,3 +223,62 @@ def test_card_counts_for_another_dataset_are_what_is_present():
     assert counts["per_action_group"] == {"Jump": {"videos": 1, "frames": 7, "takes": 1},
                                           "Walk": {"videos": 2, "frames": 15, "takes": 2}}
     assert "absent" not in counts and "videos_expected" not in counts
+
+
+def test_training_2d_comes_from_the_run_not_from_the_keypoints_it_was_scored_on():
+    # a GT-trained run scored on SH fine-tuned detections is not a model trained on SH (no 58.25 delta) ...
+    gt_on_sh = setting("hossain2018", "sh_ft_h36m")
+    gt_on_sh = PM.MeasuredSetting(*[getattr(gt_on_sh, f) for f in ("method", "dataset", "keypoints", "train_noise",
+                                                                   "test_noise", "seq_len", "alignment", "tta",
+                                                                   "variant")], train_keypoints="gt")
+    assert matching(gt_on_sh).empty
+    corrected = PUB[(PUB["baseline"] == "hossain2018_corrected") & (PUB["slice"] == "action_mean")].iloc[0]
+    assert PM.setting_differences(gt_on_sh, corrected, ABLATIONS) == ["training 2D gt vs sh_ft"]
+    # ... and Table 3's "trained on GT, tested on SH (MPII pre-trained)" row finally can match
+    t3 = PM.MeasuredSetting("hossain2018", "h36m", "sh_pt_mpii", 0.0, 0.0, 5, "causal", "none", "full",
+                            train_keypoints="gt")
+    m = matching(t3)
+    assert m["value"].tolist() == [62.43] and m["p2_kind"].tolist() == ["rigid"]
+    mlp = PM.MeasuredSetting("martinez2017", "h36m", "sh_pt_mpii", 0.0, 0.0, 1, "frame", "none", "mlp",
+                             train_keypoints="gt")
+    assert matching(mlp)["value"].tolist() == [60.52, 60.52]  # Hossain's Table 3 and martinez2017.csv quote it
+
+
+def test_p2_kind_is_matched_like_with_like():
+    p2 = PUB[(PUB["protocol"] == "p2") & (PUB["slice"] == "action_mean")]
+    rigid = p2[p2["p2_kind"] == "rigid"]
+    # Hossain & Little's printed P2 (Table 2's 42.0, Table 3's "Ours") is rigid; the corrected numbers, Martinez
+    # and VideoPose3D are similarity
+    assert set(rigid["method_id"]) == {"hossain2018"} and 42.0 in set(rigid["value"]) and 31.67 in set(rigid["value"])
+    assert set(p2[p2["baseline"] == "hossain2018_corrected"]["p2_kind"]) == {"similarity"}
+    assert set(p2[p2["method_id"].isin(["martinez2017", "pavllo2019"])]["p2_kind"]) == {"similarity"}
+    assert PM.measured_metric(rigid.iloc[0]) == ("p_mpjpe_rigid", "rigid P2 (as published)")
+    sim = p2[p2["baseline"] == "hossain2018_corrected"].iloc[0]
+    assert PM.measured_metric(sim) == ("p_mpjpe", "similarity P2 (as published)")
+    assert PM.measured_metric({"metric": "mpjpe", "p2_kind": ""}) == ("mpjpe", "")
+    moreno = p2[p2["method_id"] == "moreno_noguer2017"].iloc[0]
+    assert "P2 alignment (rigid or similarity) not stated by the paper" in PM.setting_differences(
+        setting("moreno_noguer2017", "gt", 1, "frame"), moreno, ABLATIONS)
+
+
+def test_published_numbers_print_as_printed():
+    assert [PM.fmt_published(v) for v in (58.25, 51.9, 44.09)] == ["58.25", "51.9", "44.09"]
+    assert PM.fmt_published(62.0) == "62.0" and PM.fmt_published(float("nan")) == "—"
+    sh = PUB[(PUB["table"] == "Table 1") & (PUB["method_id"] == "hossain2018") & (PUB["input_2d"] == "sh_ft")].iloc[0]
+    assert PM.bug_flag(sh, 58.25).endswith("= 58.25 mm")
+
+
+def test_claim_setting_differences_read_the_rows():
+    rows = pd.DataFrame({"dataset": ["h36m", "h36m"], "train_keypoints": ["gt", "gt"],
+                         "test_keypoints": ["sh_pt_mpii", "sh_pt_mpii"], "train_noise": [0.0, 0.0]})
+    assert PM.claim_setting_differences({"dataset": "h36m", "train_2d": "gt", "test_2d": "sh_pt", "train_noise": "0"},
+                                        rows) == []
+    diffs = PM.claim_setting_differences({"dataset": "h36m", "train_2d": "sh_ft", "test_2d": "sh_ft"}, rows)
+    assert diffs == ["training 2D gt vs sh_ft", "test 2D sh_pt vs sh_ft"]
+    assert PM.scope_of(diffs, rows) == "on these keypoints (trained on gt, tested on sh_pt_mpii)"
+    mini = rows.assign(dataset="mocap-mini", train_keypoints="gt", test_keypoints="gt")
+    diffs = PM.claim_setting_differences({"dataset": "h36m", "train_2d": "sh_ft"}, mini)
+    assert diffs[0] == "data mocap-mini vs h36m" and PM.scope_of(diffs, mini) == "on mocap-mini"
+    assert PM.data_label("mocap-mini") == "mocap-mini (~40 s, one retargeted body; not Human3.6M)"
+    noisy = rows.assign(train_noise=5.0)
+    assert PM.claim_setting_differences({"train_noise": "0"}, noisy) == ["training noise 5 vs 0 px"]

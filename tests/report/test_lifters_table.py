@@ -62,7 +62,8 @@ def test_table_matches_rows_and_run_files(lifters_suite):
     sel = rows[(rows["variant"] == "tcn-causal") & (rows["metric"] == "mpjpe") & (rows["slice"] == "action_mean")]
     assert table.loc["tcn-causal", "mpjpe"] == pytest.approx(float(sel["value"].astype(float).mean()))
     run_id = sel["run_id"].iloc[0]
-    assert table.loc["tcn-causal", "parameters"] == json.loads((tmp / "runs" / run_id / "run.json").read_text())["trainable_parameters"]
+    run_json = json.loads((tmp / "runs" / run_id / "run.json").read_text())
+    assert table.loc["tcn-causal", "parameters"] == run_json["trainable_parameters"]
     assert table.loc["mlp", "inference_frames_per_s"] > 0 and table.loc["mlp", "train_s_per_epoch"] > 0
     assert "Causal and centred" in ranking_note(lifter_table(rows, tmp / "runs"))
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -46,7 +47,8 @@ def test_ablation_tables_per_action_with_paper_deltas(ablation_dir):
     assert "data tiny vs h36m; 2D input gt vs sh_ft" in md
     assert "not the paper's recipe/data, so rankings may not transfer" in md.splitlines()[2]
     assert "P1 MPJPE video-weighted" in md and "### Claim checks" in md and "H4-residual" in md
-    for variant in ("full", "no_smoothness", "no_dropout", "no_layer_norm", "no_layer_norm_no_dropout", "no_residual", "mlp"):
+    for variant in ("full", "no_smoothness", "no_dropout", "no_layer_norm", "no_layer_norm_no_dropout", "no_residual",
+                    "mlp"):
         assert f"| {variant} |" in md
 
 
@@ -149,7 +151,8 @@ def test_compare_uses_the_published_averaging_and_shows_deltas_only_like_for_lik
     rows = cells[headers[0]]
     assert "frame-weighted" in headers[1] and cells[headers[1]][rows.index("Directions")] == "50.0"
     delta = [h for h in headers if h.startswith("Δ mlp")][0]
-    assert cells[delta][rows.index("Directions")] == f"{50.0 - 51.8:.1f}" and cells[delta][rows.index("Avg")] == f"{45.0 - 62.9:.1f}"
+    assert cells[delta][rows.index("Directions")] == f"{50.0 - 51.8:.1f}"
+    assert cells[delta][rows.index("Avg")] == f"{45.0 - 62.9:.1f}"
 
 
 def test_compare_gt_run_gets_no_sh_delta_and_pretrained_no_fine_tuned(tmp_path):
@@ -220,6 +223,7 @@ def test_suite_report_on_the_papers_setting_puts_table4_beside_ours_with_the_vid
     from liftbench.runner.suite import summarize
 
     seq = _lifter_for("hossain2018")
+    declared = {s.variant: s.config for s in expand(load_suite("ablation"), "paper")}  # the runs as the preset says
     out = tmp_path / "out"
     directory = out / "ablation-paper-h36m"
     directory.mkdir(parents=True)
@@ -230,9 +234,10 @@ def test_suite_report_on_the_papers_setting_puts_table4_beside_ours_with_the_vid
             run_id = f"{seq}-{variant}{seed}"
             runs.append({"run_id": run_id, "variant": variant, "seed": seed})
             (out / "runs" / run_id).mkdir(parents=True)
-            (out / "runs" / run_id / "config.json").write_text(json.dumps({"model": {"name": seq}}))
+            (out / "runs" / run_id / "config.json").write_text(json.dumps(declared[variant].to_dict()))
             base = {"run_id": run_id, "suite": "ablation", "model": seq, "variant": variant, "seed": seed,
                     "origin": "measured", "dataset": "h36m", "keypoints": "sh_ft_h36m", "train_noise": 0.0,
+                    "train_keypoints": "sh_ft_h36m", "test_keypoints": "sh_ft_h36m",
                     "test_noise": 0.0, "seq_len": 5, "alignment": "causal", "status": "ok", "unit": "mm"}
             for metric in ("mpjpe", "p_mpjpe"):
                 rows += [{**base, "metric": metric, "slice_type": "all", "slice": "action_mean", "value": f},
@@ -253,7 +258,12 @@ def test_suite_report_on_the_papers_setting_puts_table4_beside_ours_with_the_vid
     assert "no corrected number was published" in md  # the ablation rows have no correction
     claims = next(x for x in md.splitlines() if x.startswith("| H4-dropout |"))
     # per-seed differences 6, 7: mean 6.5, sd sqrt(0.5), half-width t(0.975, 1) * 0.5 = 12.706 * 0.5
-    assert "+6.50 [+0.15, +12.85]" in claims and "| reproduced |" in claims
+    assert "+6.50 [+0.15, +12.85] mm" in claims and "| same direction (p < 0.05) |" in claims
+    # in the paper's setting: the paper's Δ beside ours, labelled, and whether it lies in the interval
+    assert "| +6.4 mm (printed; buggy evaluation: a trend) |" in claims and "| yes |" in claims
+    # Holm over Table 4's claims measured here (only H4-dropout has two sides): p unchanged, alone in the family
+    assert "same direction (p_Holm" in claims
+    assert "on mocap-mini" not in md and "Claims of the paper checked on h36m" in md
 
 
 def test_suite_command_prints_the_banner_and_the_claims_table(tmp_path, run_cli):
@@ -267,3 +277,122 @@ def test_suite_command_prints_the_banner_and_the_claims_table(tmp_path, run_cli)
     assert "noise:thepaper'sclaimsagainstthemeasuredseeds" in "".join(out.split())  # the title, however wrapped
     report = next(tmp_path.glob("noise-smoke-tiny/report.md")).read_text()
     assert "rankings may not transfer" in report.splitlines()[2] and "| H3-clean-vs-mlp |" in report
+    section = report[report.index("### Claim checks"):]
+    assert section.count("rankings may not transfer") == 1  # the claims section repeats the banner
+    assert " on tiny" in section and "Claims of the paper checked on tiny (not Human3.6M)" in section
+
+
+def _hand_made_suite(directory: Path, suite: str, preset: str, variants: dict, metrics=("mpjpe", "p_mpjpe"),
+                     dataset: str = "mocap-mini", keypoints: str = "gt", configs: dict | None = None) -> None:
+    """A suite directory written by hand: ``variants`` = {variant: (model, {seed: headline value})}; run
+    directories hold only what ``configs`` gives (no checkpoints, no training logs, no protocol cards)."""
+    import pandas as pd
+
+    from liftbench.results import rows_frame, write_rows
+    from liftbench.runner.suite import summarize
+
+    directory.mkdir(parents=True)
+    rows, runs = [], []
+    for variant, (model, values) in variants.items():
+        for seed, value in values.items():
+            run_id = f"{model}-{variant}{seed}"
+            runs.append({"run_id": run_id, "variant": variant, "seed": seed})
+            if configs and variant in configs:
+                (directory.parent / "runs" / run_id).mkdir(parents=True)
+                (directory.parent / "runs" / run_id / "config.json").write_text(json.dumps(configs[variant].to_dict()))
+            base = {"run_id": run_id, "suite": suite, "model": model, "variant": variant, "seed": seed,
+                    "origin": "measured", "dataset": dataset, "keypoints": keypoints, "train_keypoints": keypoints,
+                    "test_keypoints": keypoints, "train_noise": 0.0, "test_noise": 0.0,
+                    "seq_len": 5 if model != "mlp" else 1,
+                    "status": "ok", "unit": "mm", "n_frames": 100, "n_frames_expected": 100}
+            for metric in metrics:
+                rows += [{**base, "metric": metric, "slice_type": "all", "slice": "action_mean", "value": value},
+                         {**base, "metric": metric, "slice_type": "action", "slice": "Walk", "value": value}]
+    frame = rows_frame(pd.DataFrame(rows))
+    write_rows(directory / "results.csv", frame)
+    summarize(frame).to_csv(directory / "summary.csv", index=False)
+    (directory / "manifest.json").write_text(json.dumps({"suite": suite, "preset": preset, "runs": runs}))
+
+
+def test_report_never_crashes_on_a_suite_without_training_logs(tmp_path):
+    seq, mlp = _lifter_for("hossain2018"), _lifter_for("martinez2017")
+    directory = tmp_path / "out" / "ablation-smoke-mocap-mini"
+    _hand_made_suite(directory, "ablation", "smoke",
+                     {"full": (seq, {0: 50.0, 1: 51.0}), "mlp": (mlp, {0: 55.0, 1: 57.0})})
+    written = render_suite(directory, Console(width=200, record=True))  # two lifters, no inference speeds: no log plot
+    names = {p.name for p in written}
+    assert "report.md" in names and "lifters_p1_vs_speed.png" not in names and "training_curves.png" not in names
+    md = (directory / "report.md").read_text()
+    # no config.json: the banner says the resolved configs are unknown, and no table is claimed to be reproduced
+    assert "resolved config unknown" in md and "Reproduces:" not in md
+
+
+def test_claim_section_speaks_of_mocap_mini_and_shows_the_notes(tmp_path):
+    from liftbench.suites import expand, load_suite
+
+    seq, mlp = _lifter_for("hossain2018"), _lifter_for("martinez2017")
+    smoke = {s.variant: s.config for s in expand(load_suite("ablation"), "smoke")}
+    directory = tmp_path / "out" / "ablation-smoke-mocap-mini"
+    _hand_made_suite(directory, "ablation", "smoke",
+                     {"full": (seq, {0: 50.0, 1: 51.0, 2: 50.5}), "mlp": (mlp, {0: 55.0, 1: 57.0, 2: 56.0})},
+                     metrics=("mpjpe", "p_mpjpe", "jitter"), configs=smoke)
+    tables, md = suite_tables(directory)
+    section = md[md.index("### Claim checks"):]
+    assert "Claims of the paper checked on mocap-mini (~40 s, one retargeted body; not Human3.6M)" in section
+    assert "**Note: not the paper's recipe/data" in section  # the banner, repeated
+    line = next(x for x in section.splitlines() if x.startswith("| H1-vs-mlp |"))
+    assert "| — (other setting) |" in line and "same direction on mocap-mini (p < 0.05)" in line and "4.65" not in line
+    # the claim's note reaches the reader: the corrected gap, not the +11.0 mixing buggy and correct numbers
+    assert "- H1-vs-mlp: Table 1 prints 62.9 vs 51.9 mm" in section and "+4.65 mm (shown)" in section
+    assert "measured outside the paper's setting of the claim (data mocap-mini vs h36m" in section
+    # a variant the suite did not run is said so, never guessed
+    assert "| H4-residual |" in section and "not measured (no ok rows for variant=no_residual" in section
+
+
+def test_compare_trained_on_gt_scored_on_sh_gets_no_sh_delta_and_table3_gt_sh_matches(tmp_path):
+    from liftbench.report.render import compare_with_paper
+
+    seq = _lifter_for("hossain2018")
+    path = tmp_path / "results.csv"
+    rows = _h36m_rows(seq, "sh_ft_h36m", 5, "causal", {"Walking": 60.0}, {"Walking": 61.0})
+    rows["train_keypoints"] = "gt"  # evaluate --keypoints sh_ft_h36m on a GT-trained run
+    _write(path, rows, seq)
+    table, notes = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
+    headers, _ = _cells(table)
+    assert not any(h.startswith("Δ") for h in headers) and any("training 2D gt vs sh_ft" in n for n in notes)
+    assert any("trained gt, scored sh_ft_h36m" in h for h in headers)
+    # Table 3's bottom row (trained on GT, tested on MPII pre-trained SH) is rigid P2: the rigid rows are used
+    rows = _h36m_rows(seq, "sh_pt_mpii", 5, "causal", {"Walking": 60.0}, {"Walking": 61.0})
+    p2 = rows.assign(metric="p_mpjpe", value=rows["value"] - 10)
+    rigid = rows.assign(metric="p_mpjpe_rigid", value=rows["value"] - 5)
+    both = pd.concat([p2, rigid], ignore_index=True).assign(train_keypoints="gt")
+    _write(path, both, seq)
+    table, notes = compare_with_paper(path, "hossain2018_table3", "p_mpjpe")
+    headers, cells = _cells(table)
+    delta = [h for h in headers if h.startswith("Δ full")][0]
+    avg = cells[headers[0]].index("Avg")
+    assert cells[delta][avg] == f"{(61.0 - 5) - 62.43:.1f}"  # video-weighted rigid P2 minus 62.43
+    assert "rigid P2" in headers[1] and "62.43" in " ".join(c[avg] for c in cells.values())
+
+
+def test_compare_prints_recipe_differences_flags_a_test_subset_and_prints_58_25(tmp_path):
+    from liftbench.config import resolve_config
+    from liftbench.report.render import compare_with_paper
+    from liftbench.results import write_rows
+
+    seq = _lifter_for("hossain2018")
+    path = tmp_path / "results.csv"
+    cfg = resolve_config(seq, options={"data.name": "h36m", "data.keypoints": "sh_ft_h36m"},
+                         overrides={"train.epochs": 3, "data.test_subset": 0.5})
+    rows = _h36m_rows(seq, "sh_ft_h36m", 5, "causal", {"Walking": 60.0}, {"Walking": 61.0})
+    write_rows(path, rows.assign(n_frames=50, n_frames_expected=100))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    table, notes = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
+    headers, cells = _cells(table)
+    assert any("epochs 3 (paper 100)" in n and "test subset 0.5" in n for n in notes)  # as report says it
+    assert not any(h.startswith("Δ") for h in headers)  # half the test frames: not comparable with 58.25
+    assert any("test subset (scored 50 of 100 frames) vs the whole test set" in n for n in notes)
+    write_rows(path, rows.assign(n_frames=100, n_frames_expected=100))
+    table, _ = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
+    headers, cells = _cells(table)
+    assert "58.25" in cells[[h for h in headers if "Actual_result.png" in h][0]]  # never 58.2

@@ -140,7 +140,8 @@ def test_killed_suite_resumes_only_missing_trials(tmp_path, data_dir, specs, ref
     shutil.copytree(reference[0] / "runs" / mlp.run_id, tmp_path / "runs" / mlp.run_id)
     train_run(seq2seq.config, out_dir=tmp_path / "runs", data_dir=data_dir, device="cpu", resume=True,
               variant=seq2seq.variant, suite=seq2seq.suite, stop_after_steps=3)
-    (tmp_path / "runs" / seq2seq.run_id / ".lock").write_text(json.dumps({"pid": 2**22 + 17, "host": os.uname().nodename}))
+    (tmp_path / "runs" / seq2seq.run_id / ".lock").write_text(
+        json.dumps({"pid": 2**22 + 17, "host": os.uname().nodename}))
     assert trial_status(seq2seq, tmp_path) == "interrupted"
     assert trial_status(mlp, tmp_path) == "done"
     mlp_ckpt = (tmp_path / "runs" / mlp.run_id / "checkpoint.pt").stat().st_mtime_ns
@@ -187,7 +188,8 @@ def test_in_process_executor_catches_bugs(tmp_path, specs):
     import fixtures.executor_plugins  # noqa: F401
 
     cfg = specs[1].config
-    boom = dataclasses.replace(specs[1], config=dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="exploding")))
+    boom = dataclasses.replace(
+        specs[1], config=dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="exploding")))
     results = get_executor("local").map([boom], tmp_path, None, "cpu")
     assert results[0].error.startswith("internal error ZeroDivisionError: integer division or modulo by zero at ")
 

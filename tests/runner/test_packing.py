@@ -267,7 +267,8 @@ def test_run_suite_pack_gives_the_same_results(tmp_path, monkeypatch):
 
     packs = []
     real = packing.train_specs_packed
-    monkeypatch.setattr(suite, "train_specs_packed", lambda specs, *a, **k: packs.append((len(specs), real(specs, *a, **k))))
+    monkeypatch.setattr(suite, "train_specs_packed",
+                        lambda specs, *a, **k: packs.append((len(specs), real(specs, *a, **k))))
     over = {"data.name": "tiny", "train.epochs": 1, "model.hidden_size": 16, "train.batch_size": 16}
     specs = expand(load_suite("ablation"), "smoke", seeds=2, overrides=over,
                    variants=["full", "no_residual", "no_layer_norm", "mlp"])

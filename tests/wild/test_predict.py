@@ -6,24 +6,22 @@ mapping, joint order, frame order or person split makes a test fail."""
 from __future__ import annotations
 
 import json
-import typing
 
 import numpy as np
 import pytest
 import torch
 from fixtures.cli import assert_one_line_error
+from fixtures.lifters import small_set_options
 
 from liftbench.data.skeleton import JOINT_NAMES
-from liftbench.models import LIFTERS, list_lifters
+from liftbench.models import list_lifters
 
 ALL_LIFTERS = list_lifters()
 
 
 def _tiny_settings(model: str) -> list[str]:
     """--set options that make any registered lifter tiny (only the fields it has)."""
-    fields = typing.get_type_hints(LIFTERS.get(model).Config)
-    wanted = {"hidden_size": 12, "seq_len": 4, "num_blocks": 1, "channels": 16, "filter_widths": "3,3"}
-    return [arg for key, value in wanted.items() if key in fields for arg in ("--set", f"{key}={value}")]
+    return small_set_options(model)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +56,8 @@ def reference_poses(run_dir, keypoints_2d: np.ndarray) -> np.ndarray:
     run = load_run(run_dir, "cpu")
     seq = Sequence("X", "x", 0, keypoints_2d.astype(np.float32), np.zeros((len(keypoints_2d), 17, 3), np.float32),
                    resolution=(1000, 1002))
-    pred = predict_sequences(run.model, run.stats, [seq], torch.device("cpu")).pred.astype(np.float64)
+    preds = predict_sequences(run.model, run.stats, [seq], torch.device("cpu"), ground_truth=False)
+    pred = preds.pred.astype(np.float64)
     return pred - pred[:, :1]  # root-relative, as predict writes it (lifters that predict the root too)
 
 
@@ -191,10 +190,11 @@ def test_bad_input_is_one_line_and_exit_2(runs, run_cli, tmp_path):
         ((run, good, "--width", "9"), ["--width and --height go together"]),
         ((run, good, "--width", "9", "--height", "9", "--score-threshold", "-1"), ["--score-threshold"]),
         ((run, good, "--width", "9", "--height", "9", "--out", tmp_path / "x.json"), ["give a .npz file name"]),
-        ((run, good, "--format", "yolo"), ["--format 'yolo' is unknown"]),
+        ((run, good, "--format", "yolov5"), ["--format 'yolov5' is unknown"]),
     ]
     for args, needles in cases:
         code, _, err = run_cli("predict", *args, "--device", "cpu")
         assert_one_line_error(code, err, *needles)
-    code, _, err = run_cli("data", "export-2d", "tiny", "--subject", "S9", "--action", "Nope", "--out", tmp_path / "a.json")
+    code, _, err = run_cli("data", "export-2d", "tiny", "--subject", "S9", "--action", "Nope",
+                           "--out", tmp_path / "a.json")
     assert_one_line_error(code, err, "no clip", "Walk 1")

@@ -29,7 +29,7 @@ BODY = {"nose": (500, 100), "left_eye": (510, 90), "right_eye": (490, 90), "left
         "right_ear": (480, 95), "left_shoulder": (560, 200), "right_shoulder": (440, 200), "left_elbow": (580, 300),
         "right_elbow": (420, 300), "left_wrist": (590, 400), "right_wrist": (410, 400), "left_hip": (540, 420),
         "right_hip": (460, 424), "left_knee": (545, 600), "right_knee": (455, 600), "left_ankle": (550, 780),
-        "right_ankle": (450, 780)}
+        "right_ankle": (450, 780), "neck": (500, 200), "mid_hip": (500, 422)}  # BODY_25's own neck and mid-hip
 EXPECTED_H36M = {"Hip": (500, 422), "RHip": (460, 424), "RKnee": (455, 600), "RFoot": (450, 780),
                  "LHip": (540, 420), "LKnee": (545, 600), "LFoot": (550, 780), "Spine": (500, 311),
                  "Thorax": (500, 200), "Neck/Nose": (500, 100), "Head": (500, 90), "LShoulder": (560, 200),
@@ -114,10 +114,10 @@ def test_coco_folder_of_per_frame_json(tmp_path):
     np.testing.assert_allclose(track.keypoints_2d[4], expected_array((5, 5)))  # frame 5, linear between 1 and 10
 
 
-def test_halpe_alphapose_idx_is_the_track_id(tmp_path):
+def test_halpe_alphapose_scalar_idx_is_the_track_id(tmp_path):
     records = []
     for f in range(3):
-        for idx, dx in ((7, 0.0), ([3], 1000.0)):  # AlphaPose writes idx as a number or a one-element list
+        for idx, dx in ((7, 0.0), (3.0, 1000.0)):  # AlphaPose's trackers write idx as a number
             records.append({"image_id": f"{f}.jpg", "category_id": 1, "idx": idx, "score": 2.1,
                             "keypoints": flat(body_in(COCO, 26, (dx + f, 0)))})
     path = write_json(tmp_path / "alphapose-results.json", records)
@@ -323,7 +323,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
             dets, _ = read_keypoints(path, fmt)
             person_tracks(dets)
         assert "\n" not in str(info.value) and str(path) in str(info.value)
-    with pytest.raises(ConfigError, match="--format 'yolo' is unknown"):
-        read_keypoints(tmp_path / "empty.json", "yolo")
-    with pytest.raises(ConfigError, match="--layout applies to plain arrays"):
+    with pytest.raises(ConfigError, match="--format 'yolov5' is unknown"):
+        read_keypoints(tmp_path / "empty.json", "yolov5")
+    with pytest.raises(ConfigError, match="--layout h36m does not apply to --format coco"):
         read_keypoints(tmp_path / "h26.json", "coco", layout="h36m")

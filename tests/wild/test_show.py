@@ -1,4 +1,5 @@
-"""``liftbench show`` / ``liftbench.wild.show.render``: files written with the expected frames and sizes; bad input is one line."""
+("``liftbench show`` / ``liftbench.wild.show.render``: files written with the expected frames and sizes; "
+ "bad input is one line.")
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def _predictions_file(path, n: int = 8) -> None:
     rows = [("S9", "Walking 1", 0), ("S9", "Walking 1", 1), ("S9", "Photo 1", 0)]
     Predictions(np.repeat([r[0] for r in rows], n), np.repeat([r[1] for r in rows], n),
                 np.repeat([r[2] for r in rows], n), np.tile(np.arange(n), len(rows)),
-                np.concatenate([pred] * 3).astype(np.float32), np.concatenate([target] * 3).astype(np.float32)).save(path)
+                np.concatenate([pred] * 3).astype(np.float32),
+                np.concatenate([target] * 3).astype(np.float32)).save(path)
 
 
 def test_cli_show_predictions_video_and_frame_range(tmp_path, run_cli):

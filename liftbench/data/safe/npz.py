@@ -10,18 +10,20 @@ a 0-d object array holding ``{subject: {action: array}}``), so liftbench reads t
   end exactly where its array (or pickle) ends: trailing data, or data beyond the declared size, is
   refused (``UnsafeFileError``) without being read;
 * the ``.npy`` header is parsed here (at most ``MAX_HEADER`` bytes, a fixed grammar, no ``eval``) and
-  admits only plain numeric dtypes (bool, int, uint, float up to 8 bytes; any byte order) and the
-  object dtype ``|O`` that numpy uses for pickled payloads;
+  admits only plain numeric dtypes (bool, int, uint, float up to 8 bytes; any byte order), fixed-width
+  text (``U``/``S`` up to ``MAX_TEXT_ITEM`` characters, for plain members only) and the object dtype
+  ``|O`` that numpy uses for pickled payloads;
 * numeric members are read straight into their array; a plain member's declared size must equal its
   header plus ``prod(shape) * itemsize`` before a byte of data is read;
 * object members go through ``safe_pickle.RestrictedUnpickler``, a pure-Python interpreter that only
   rebuilds dicts, lists, tuples, str, int, float, bool, None and numeric arrays.
 
-Memory: buffers grow with the bytes actually read (never with a size the file declares) and arrays
-are made over them without a copy, so loading peaks at about the size of the arrays the file really
-holds plus a fixed margin (a 100 MB array: ~117 MB plain or in numpy's protocol-3 pickle, ~150 MB in
-protocol 2, which spells array bytes as text); the pickle limits (``safe_pickle``) bound the rest to
-tens of MB. 0-d object arrays are unwrapped, so ``load_npz(p)["positions_3d"]`` is the dict.
+Memory (a guarantee, ``budget``): buffers grow with the bytes actually read (never with a size the
+file declares), arrays are made over them without a copy, and every byte the reader materialises is
+charged to one budget per file before it is allocated: at most 2 x the bytes the file's members really
+hold + 64 MiB, whatever the file does (a 100 MB array: ~117 MB plain or in numpy's protocol-3 pickle,
+~150 MB in protocol 2, which spells array bytes as text). 0-d object arrays are unwrapped, so
+``load_npz(p)["positions_3d"]`` is the dict. ``load_npy`` reads a single ``.npy`` file the same way.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from liftbench.data.safe.budget import Budget
 from liftbench.data.safe.numpy_rebuild import numeric_dtype, printable
-from liftbench.data.safe.pickle_vm import FIX, Budget, RestrictedUnpickler
+from liftbench.data.safe.pickle_vm import FIX, RestrictedUnpickler
 from liftbench.errors import DataError, UnsafeFileError
+from liftbench.values import user_file
 
 MAX_HEADER = 10_000  # bytes of a .npy header (numpy's own default limit)
 _CHUNK = 1 << 24  # bytes per read of large data: buffers grow with what is really there
@@ -50,6 +54,9 @@ _ITEM = re.compile(r"""\s*(['"])(\w+)\1\s*:\s*"""  # 'key':
                    r"""(?:(['"])([^'"]*)\3|(True|False)|\(((?:\s*\d{1,15}L?\s*,)*(?:\s*\d{1,15}L?)?\s*)\))"""  # value
                    r"""\s*(,|(?=\}))""")
 _DESCR = re.compile(r"([<>|=]?)([biuf])(\d+)")
+_TEXT_DESCR = re.compile(r"([<>|=]?)([US])(\d{1,6})")
+MAX_TEXT_ITEM = 4096  # characters of one fixed-width text item (a key, a layout name, a JSON blob)
+MAX_FILE_BYTES = 1 << 40  # an .npz larger than 1 TiB is not a pose file
 
 
 class _MemberStream:
@@ -126,8 +133,9 @@ class _MemberReader:
     declared size (without reading them) and any data beyond it.
     """
 
-    def __init__(self, raw, declared: int, where: str):
+    def __init__(self, raw, declared: int, where: str, budget: Budget):
         self._raw = raw
+        self._budget = budget
         self._unread = declared  # bytes of the declared size not yet pulled from ``raw``
         self._buffer = b""
         self._pos = 0
@@ -149,6 +157,7 @@ class _MemberReader:
             parts.append(part)
             got += len(part)
         self._unread -= got
+        self._budget.note_read(got)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read(self, n: int) -> bytes:
@@ -172,11 +181,13 @@ class _MemberReader:
             raise self._truncated(n - self.remaining)
         buffered = self._buffer[self._pos:self._pos + n]
         self._pos += len(buffered)
+        self._budget.charge(len(buffered), "data", self._where)
         out = bytearray(buffered)
         while len(out) < n:
             part = self._pull(min(n - len(out), _CHUNK))
             if not part:
                 raise self._truncated(n - len(out))
+            self._budget.charge(len(part), "data", self._where)
             out += part
         self.remaining -= n
         return out
@@ -200,8 +211,10 @@ class _MemberReader:
         self._raw.check_end()
 
 
-def _parse_header(reader: _MemberReader, where: str) -> tuple[np.dtype | None, tuple[int, ...], bool]:
-    """One ``.npy`` header -> (dtype, or None for the pickled object dtype; shape; fortran_order)."""
+def _parse_header(reader: _MemberReader, where: str,
+                  admit_text: bool = False) -> tuple[np.dtype | None, tuple[int, ...], bool]:
+    """One ``.npy`` header -> (dtype, or None for the pickled object dtype; shape; fortran_order).
+    ``admit_text``: fixed-width ``U``/``S`` dtypes are admitted too (plain text arrays, never pickled)."""
     if reader.read(6) != _MAGIC:
         raise DataError(f"{where}: not a .npy member (bad magic); re-download or regenerate it.")
     major, minor = reader.read(2)
@@ -241,16 +254,19 @@ def _parse_header(reader: _MemberReader, where: str) -> tuple[np.dtype | None, t
         return None, shape, fields["fortran_order"]
     parts = _DESCR.fullmatch(descr)
     dtype = numeric_dtype(parts[2] + parts[3], parts[1] or "=") if parts else None
+    texts = _TEXT_DESCR.fullmatch(descr) if admit_text else None
+    if texts and 1 <= int(texts[3]) <= MAX_TEXT_ITEM and (texts[2] == "S" or texts[1] != "|"):
+        dtype = np.dtype(f"{texts[1] or '='}{texts[2]}{int(texts[3])}")
     if dtype is None:
         raise UnsafeFileError(f"{where}: dtype '{printable(descr)}' is not admitted (bool, int, uint, float up to "
                               "8 bytes only); regenerate the file.")
     return dtype, shape, fields["fortran_order"]
 
 
-def _read_member(raw, declared: int, where: str, budget: Budget) -> object:
+def _read_member(raw, declared: int, where: str, budget: Budget, text: bool = False) -> object:
     """One ``.npy`` member -> ndarray (or the unwrapped object of a 0-d object array)."""
-    reader = _MemberReader(raw, declared, where)
-    dtype, shape, fortran_order = _parse_header(reader, where)
+    reader = _MemberReader(raw, declared, where, budget)
+    dtype, shape, fortran_order = _parse_header(reader, where, text)
     count = 1
     for d in shape:
         count *= d
@@ -275,19 +291,18 @@ def _read_member(raw, declared: int, where: str, budget: Budget) -> object:
     return flat.reshape(shape[::-1]).transpose() if fortran_order else flat.reshape(shape)
 
 
-def load_npz(path: str | Path) -> dict[str, object]:
+def load_npz(path: str | Path, *, text: bool = False) -> dict[str, object]:
     """All ``<key>.npy`` members of the archive at ``path``: key -> array (0-d object arrays unwrapped).
 
-    Raises ``DataError`` (missing, not a zip, truncated, corrupt, bad header) or ``UnsafeFileError``
-    (anything beyond plain data and numeric arrays, sizes that do not match, trailing data), both
-    naming the file and member in one line. Members that are not ``.npy`` files are ignored, as
-    ``np.load`` never decodes them.
+    Raises ``DataError`` (missing, not a regular file, not a zip, truncated, corrupt, bad header) or
+    ``UnsafeFileError`` (anything beyond plain data and numeric arrays, sizes that do not match, trailing
+    data, memory past the file's budget), both naming the file and member in one line. Members that are
+    not ``.npy`` files are ignored, as ``np.load`` never decodes them. ``text``: admit plain fixed-width
+    text members too (prediction files store names and JSON that way).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check --data-dir and the file name.")
+    path = user_file(path, "an .npz archive (check --data-dir and the file name)", MAX_FILE_BYTES)
     out: dict[str, object] = {}
-    budget = Budget()  # pickle opcodes and containers for the whole file
+    budget = Budget(str(path))  # bytes, opcodes and containers for the whole file
     try:
         with zipfile.ZipFile(path) as archive:  # the central directory; members are read from ``fp``
             infos = archive.infolist()
@@ -302,14 +317,17 @@ def load_npz(path: str | Path) -> dict[str, object]:
                 if info.compress_type not in _COMPRESSIONS or info.flag_bits & 0x1:
                     raise UnsafeFileError(f"{where}: compression method {info.compress_type} or encryption is not "
                                           "admitted (numpy writes stored or deflated members); regenerate the file.")
-                out[key] = _read_member(_MemberStream(fp, info, where), info.file_size, where, budget)
+                out[key] = _read_member(_MemberStream(fp, info, where), info.file_size, where, budget, text)
     except DataError:  # includes UnsafeFileError: already names the file
         raise
+    except MemoryError as exc:  # the machine is smaller than the file's honest budget
+        raise DataError(f"{path}: out of memory while reading it ({budget.charged >> 20} MiB held); the arrays it "
+                        "holds do not fit in this machine's memory.") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise DataError(f"{path}: not a valid .npz (zip) archive, or truncated or corrupt "
                         f"({printable(str(exc))}); re-download or regenerate it.") from exc
     except (EOFError, OSError, ValueError, zlib.error, RuntimeError, NotImplementedError, struct.error,
-            OverflowError, IndexError, KeyError) as exc:
+            OverflowError, IndexError, KeyError, TypeError, RecursionError) as exc:
         # EOFError/zlib.error: truncated or corrupt deflate stream; RuntimeError/NotImplementedError:
         # zip features numpy never writes; ValueError & co.: malformed local headers
         raise DataError(f"{path}: unreadable .npz ({type(exc).__name__}: {printable(str(exc))}); re-download or "
@@ -318,17 +336,43 @@ def load_npz(path: str | Path) -> dict[str, object]:
 
 
 def load_members(path: str | Path) -> dict[str, object]:
-    """Every member of an ``.npz``: never the stock unpickler (pickled members -> ``load_npz``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found.")
+    """Every ``.npy`` member of a user's ``.npz`` (predictions for ``score``/``show``, keypoint arrays):
+    ``load_npz`` with plain text members admitted. Never ``np.load``, whose reader allocates whatever
+    size a header declares before reading a byte."""
+    return load_npz(path, text=True)
+
+
+class _FileStream:
+    """A plain ``.npy`` file as a member stream: ``read`` up to n bytes; ``check_end`` finds no more."""
+
+    def __init__(self, fp, size: int):
+        self._fp, self._left = fp, size
+
+    def read(self, n: int) -> bytes:
+        data = self._fp.read(min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def check_end(self) -> None:
+        if self._fp.read(1):
+            raise UnsafeFileError(f"{self._fp.name}: the file grew while it was read; read it again.")
+
+
+def load_npy(path: str | Path, *, text: bool = False) -> np.ndarray:
+    """One ``.npy`` file through the same reader as an ``.npz`` member (same dtypes, same memory bound):
+    a plain array, or the object array/unwrapped object of a pickled one (through the restricted
+    interpreter). Errors name the file in one line."""
+    path = user_file(path, "a .npy array file", MAX_FILE_BYTES)
+    budget = Budget(str(path))
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        if "allow_pickle" not in str(exc):  # pickled members: only the restricted reader may open them
-            raise DataError(f"{path}: unreadable .npz ({exc}); regenerate it with numpy.savez.") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc}); regenerate it with "
-                        "numpy.savez.") from exc
-    return load_npz(path)
+        with open(path, "rb") as fp:
+            size = path.stat().st_size
+            return _read_member(_FileStream(fp, size), size, str(path), budget, text)
+    except DataError:
+        raise
+    except MemoryError as exc:
+        raise DataError(f"{path}: out of memory while reading it; the array does not fit in this machine's "
+                        "memory.") from exc
+    except (OSError, ValueError, struct.error, OverflowError, TypeError, RecursionError) as exc:
+        raise DataError(f"{path}: unreadable .npy ({type(exc).__name__}: {printable(str(exc))}); regenerate it "
+                        "with numpy.save.") from exc

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from liftbench.data.safe.budget import REUSE_FREE, SLOT_BYTES
 from liftbench.errors import UnsafeFileError
 
 
@@ -120,9 +121,30 @@ def numeric_dtype(typestr: str, byteorder: str) -> np.dtype | None:
 class NumpyRebuilder:
     """REDUCE and BUILD handlers for the admitted numpy names; mixed into ``RestrictedUnpickler``."""
 
+    _used_texts: set[int]  # ids of texts longer than REUSE_FREE already used as data (kept alive in _pinned)
+    _pinned: list[Any]
+
     def _unsafe(self, problem: str) -> UnsafeFileError:
         """The error for a refused construct (the unpickler names the file and member)."""
         raise NotImplementedError
+
+    def _charge(self, n: int, what: str) -> None:
+        """Charge ``n`` bytes about to be allocated to the file's budget (the unpickler's)."""
+        raise NotImplementedError
+
+    def _text_bytes(self, text: str) -> bytearray:
+        """The latin1 bytes of a text used as data: a copy, charged first; a text longer than ``REUSE_FREE``
+        may be used so only once (a memoised text fetched again must not become a second copy)."""
+        if len(text) > REUSE_FREE:
+            if id(text) in self._used_texts:
+                raise self._unsafe("uses one text as the data of two arrays or buffers")
+            self._used_texts.add(id(text))
+            self._pinned.append(text)
+        self._charge(len(text) + 64, "a text copied into bytes")
+        try:
+            return bytearray(text, "latin1")
+        except UnicodeEncodeError:
+            raise self._unsafe("gives binary data as text that is not latin1") from None
 
     def reduce(self, func: Callable, args: tuple) -> Any:
         """The result of calling the admitted name ``func`` with ``args`` (our handler, not numpy's)."""
@@ -186,10 +208,9 @@ class NumpyRebuilder:
                 raise self._unsafe("uses one raw byte buffer for two arrays")
             data, value.data = value.data, None
         elif type(value) is str:
-            try:
-                data = bytearray(value, "latin1")
-            except UnicodeEncodeError:
-                raise self._unsafe("gives array data as text that is not latin1") from None
+            if len(value) != nbytes:
+                raise self._unsafe(f"gives {len(value)} data bytes for an array that needs {nbytes}")
+            data = self._text_bytes(value)
         else:
             raise self._unsafe("gives array data that is not a byte buffer")
         if len(data) != nbytes:
@@ -237,6 +258,7 @@ class NumpyRebuilder:
             count *= d
         if type(data) is not list or len(data) != count:
             raise self._unsafe("sets an object array state whose items do not match its shape")
+        self._charge(SLOT_BYTES * count + 128, "an object array")
         flat = np.empty(count, dtype=object)
         for i, item in enumerate(data):  # items were checked when they were appended to ``data``
             flat[i] = item
@@ -260,10 +282,7 @@ class NumpyRebuilder:
             raise self._unsafe("calls _codecs.encode with arguments other than text and 'latin1'")
         if type(args[0]) is Text:
             return Raw(self._take_raw(args[0], len(args[0].data or b"")))
-        try:
-            return Raw(bytearray(args[0], "latin1"))
-        except UnicodeEncodeError:
-            raise self._unsafe("encodes text that is not latin1") from None
+        return Raw(self._text_bytes(args[0]))
 
     def _reduce_ndarray(self, args: tuple) -> Any:
         raise self._unsafe("calls numpy.ndarray directly")

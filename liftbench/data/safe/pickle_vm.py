@@ -17,44 +17,55 @@ is validated, and no file-chosen structure drives recursion:
   object ``O8`` only for the member's own top-level array), after checking the pickled state has no
   fields, names, subarray or flags;
 * raw bytes only ever become array data (each buffer used once), never objects of the result;
-* limits: ``MAX_OPS`` opcodes, ``MAX_DEPTH`` nesting, dict keys of str/int/float/bool/None or tuples of
-  them at most ``MAX_KEY_DEPTH`` deep, no cycles; every length is checked against the bytes the
-  member declares before anything is allocated.
+* limits: ``MAX_OPS`` opcodes, ``MAX_STACK`` stack entries, ``MAX_MEMO`` memo entries, ``MAX_DEPTH``
+  nesting, dict keys of str/int/float/bool/None or tuples of them at most ``MAX_KEY_DEPTH`` deep, no
+  cycles; every length is checked against the bytes the member declares before anything is allocated;
+* memory: every byte the interpreter materialises (text, bytes, copies, container slots, a flat amount
+  per opcode) is charged to the file's ``budget.Budget`` before it is allocated, and a text or buffer
+  longer than ``REUSE_FREE`` bytes becomes array data at most once (``budget`` explains the bound).
 """
 
 from __future__ import annotations
 
 import codecs
 import collections
-import itertools
+import re
 import struct
+import sys
 from typing import Any, Protocol
 
 import numpy as np
 
+from liftbench.data.safe.budget import (
+    MAX_CONTAINERS,
+    MAX_MEMO,
+    MAX_OPS,
+    MAX_STACK,
+    OP_BYTES,
+    SLOT_BYTES,
+    Budget,
+)
 from liftbench.data.safe.numpy_rebuild import (
     GLOBALS,
     LONG_TEXT,
-    SCALAR_TYPES,
     ArrayBuilder,
     Callable,
     Internal,
     NumpyRebuilder,
     Raw,
     Text,
-    is_numeric_dtype,
     printable,
 )
+from liftbench.data.safe.tree import check_tree
 from liftbench.errors import DataError, UnsafeFileError
 
-MAX_OPS = 500_000  # opcodes per file: real VideoPose3D files need ~45 per array (~40k for H36M 2D)
-MAX_CONTAINERS = 200_000  # dicts, lists, tuples and MARKs per file (~9 per array): bounds memory to ~30 MB
 MAX_DEPTH = 64  # nesting of containers in the result (real files: 4)
 MAX_KEY_DEPTH = 8  # nesting of tuples used as dict keys
 MAX_EQUAL_HASHES = 64  # non-str dict keys sharing one hash value (crafted collisions make dicts quadratic)
 _SPARSE_MEMO_MAX = 1000  # memo indices a file sets out of order (pickle itself numbers them 0, 1, 2...)
 _GLOBAL_LINE_MAX = 256
-_TEXT_CHUNK = 1 << 24  # bytes of a long text decoded at a time  # bytes of a protocol-2 GLOBAL module/name line
+_TEXT_CHUNK = 1 << 24  # bytes of a long text decoded at a time
+_ASTRAL_OR_WIDE = re.compile(rb"[\xe0-\xff]")  # UTF-8 lead bytes of characters that widen a str past 1 byte each
 
 FIX = "regenerate it with numpy arrays and plain dicts/lists only"
 
@@ -71,30 +82,23 @@ class Source(Protocol):
     def readline(self, limit: int) -> bytes: ...
 
 
-class Budget:
-    """Opcodes and containers left for one file: shared by all its members, so that a thousand small
-    members cannot each spend the whole allowance."""
-
-    def __init__(self) -> None:
-        self.ops = MAX_OPS
-        self.containers = MAX_CONTAINERS
-
-
 class RestrictedUnpickler(NumpyRebuilder):
     """Reads one pickle from ``source``; ``load()`` returns the unpickled object (see module doc)."""
 
     def __init__(self, source: Source, where: str, budget: Budget | None = None):
-        self._budget = budget if budget is not None else Budget()
+        self._budget = budget if budget is not None else Budget(where)
         self._src = source
         self._where = where
         self._stack: list[Any] = []
         self._metastack: list[list[Any]] = []
+        self._saved = 0  # entries of the stacks set aside by MARK (``_metastack``)
         self._memo: list[Any] = []  # pickles number memo entries 0, 1, 2...: a list is compact
         self._sparse_memo: dict[int, Any] = {}  # any other index a file may choose
         # tuples that hold containers or internal objects: id -> depth << 2 | internal << 1 | hashable;
         # ``_pinned`` keeps them alive so that an id cannot be reused. Tuples of scalars are not listed.
         self._tuples: dict[int, int] = {}
-        self._pinned: list[tuple] = []
+        self._pinned: list[Any] = []
+        self._used_texts: set[int] = set()
         self._key_hashes: collections.Counter[int] = collections.Counter()
 
     # ---- errors --------------------------------------------------------------------------------
@@ -114,6 +118,9 @@ class RestrictedUnpickler(NumpyRebuilder):
             budget.ops -= 1
             if budget.ops < 0:
                 raise self._unsafe(f"has more than {MAX_OPS} opcodes in the file")
+            if len(self._stack) + self._saved >= MAX_STACK:
+                raise self._unsafe(f"puts more than {MAX_STACK} entries on the pickle stack")
+            budget.charge(OP_BYTES, "objects", self._where)
             entry = dispatch.get(code)
             if entry is None:
                 raise self._unsafe(f"uses opcode {_OPNAMES.get(code, hex(code))}, which liftbench does not load")
@@ -141,6 +148,7 @@ class RestrictedUnpickler(NumpyRebuilder):
             raise self._malformed("no MARK")
         items = self._stack
         self._stack = self._metastack.pop()
+        self._saved -= len(self._stack)
         return items
 
     # ---- classification ------------------------------------------------------------------------
@@ -149,6 +157,9 @@ class RestrictedUnpickler(NumpyRebuilder):
         packed = self._tuples.get(id(value))
         return (packed >> 2, bool(packed & 2), bool(packed & 1)) if packed is not None else (1, False, True)
 
+    def _charge(self, n: int, what: str) -> None:
+        self._budget.charge(n, what, self._where)
+
     def _count_container(self) -> None:
         self._budget.containers -= 1
         if self._budget.containers < 0:
@@ -156,6 +167,7 @@ class RestrictedUnpickler(NumpyRebuilder):
 
     def _new_tuple(self, items: list[Any] | tuple[Any, ...]) -> tuple:
         self._count_container()
+        self._charge(SLOT_BYTES * len(items), "tuple items")
         value = tuple(items)
         depth, internal, hashable = 1, False, True
         for item in value:
@@ -216,6 +228,7 @@ class RestrictedUnpickler(NumpyRebuilder):
     def op_mark(self, _):
         self._count_container()
         self._metastack.append(self._stack)
+        self._saved += len(self._stack)
         self._stack = []
 
     def op_new(self, kind: type):  # EMPTY_DICT, EMPTY_LIST
@@ -239,6 +252,7 @@ class RestrictedUnpickler(NumpyRebuilder):
             raise self._malformed("APPEND to a non-list")
         for value in items:
             self._check_value(value)
+        self._charge(SLOT_BYTES * len(items), "list items")
         target.extend(items)
 
     def op_setitem(self, many: bool):
@@ -254,6 +268,7 @@ class RestrictedUnpickler(NumpyRebuilder):
             raise self._malformed("SETITEM on a non-dict")
         if len(items) % 2:
             raise self._malformed("odd number of items for SETITEMS")
+        self._charge(3 * SLOT_BYTES * len(items), "dict items")  # a dict entry: hash, key, value
         for key, value in zip(items[::2], items[1::2]):
             self._check_key(key)
             self._check_value(value)
@@ -280,11 +295,15 @@ class RestrictedUnpickler(NumpyRebuilder):
         if n > LONG_TEXT:
             self._stack.append(self._long_text(n, how[1]))
             return
-        data = self._src.read_buffer(n)
+        data = self._src.read_buffer(n)  # charged by the source
+        # a str takes 1, 2 or 4 bytes per character: charge the widest its bytes allow before decoding
+        width = 4 if how[1] != "latin1" and _ASTRAL_OR_WIDE.search(data) else 1
+        self._charge(width * n + 64, "text")
         try:
             text = str(data, how[1])
         except UnicodeDecodeError:
             raise self._malformed("invalid UTF-8 text") from None
+        self._budget.refund(len(data) + width * n + 64 - sys.getsizeof(text))
         del data
         self._stack.append(text)
 
@@ -293,14 +312,18 @@ class RestrictedUnpickler(NumpyRebuilder):
         decoder = codecs.getincrementaldecoder(encoding)()
         out = bytearray()
         while n:
-            chunk = self._src.read_buffer(min(n, _TEXT_CHUNK))
+            chunk = self._src.read_buffer(min(n, _TEXT_CHUNK))  # charged by the source
             n -= len(chunk)
+            self._charge(len(chunk), "text")  # what ``out`` grows by: at most the bytes read
             try:
-                out += chunk if encoding == "latin1" else decoder.decode(chunk, final=not n).encode("latin1")
+                decoded = chunk if encoding == "latin1" else decoder.decode(chunk, final=not n).encode("latin1")
             except UnicodeDecodeError:
                 raise self._malformed("invalid UTF-8 text") from None
             except UnicodeEncodeError:
                 raise self._unsafe("holds a text of more than 1 MiB that is not array data") from None
+            out += decoded
+            self._budget.refund(2 * len(chunk) - len(decoded))  # the chunk is freed; ``out`` grew by len(decoded)
+            del chunk, decoded
         return Text(out)
 
     def op_bytes(self, fmt: str):  # (SHORT_)BINBYTES(8), BYTEARRAY8: only ever array data
@@ -310,6 +333,8 @@ class RestrictedUnpickler(NumpyRebuilder):
         index = struct.unpack(fmt, self._src.read(struct.calcsize(fmt)))[0] if fmt else len(self._memo)
         value = self._top()
         if index == len(self._memo):
+            if index >= MAX_MEMO:
+                raise self._unsafe(f"stores more than {MAX_MEMO} memo entries")
             self._memo.append(value)
         elif index < len(self._memo):
             self._memo[index] = value
@@ -363,63 +388,10 @@ class RestrictedUnpickler(NumpyRebuilder):
 
     # ---- the result ------------------------------------------------------------------------------
     def _check_tree(self, root: Any) -> None:
-        """Iteratively check the finished result: admitted leaves, no cycles, depth <= MAX_DEPTH.
-
-        Needed on top of the checks at insertion because a memoised list can be filled after it was
-        stored elsewhere. Shared sub-containers are visited once (heights are remembered), so a
-        file cannot make this walk exponential."""
-        heights: dict[int, int] = {}
-        on_path: set[int] = set()
-        frames: list[list[Any]] = []
-
-        def enter(node: Any) -> None:
-            if len(frames) >= MAX_DEPTH:
-                raise self._unsafe(f"nests containers more than {MAX_DEPTH} deep")
-            on_path.add(id(node))
-            frames.append([node, _children(node), 0])
-
-        if not _is_container(root):
-            self._check_leaf(root)
-            return
-        enter(root)
-        while frames:
-            frame = frames[-1]
-            for child in frame[1]:
-                if not _is_container(child):
-                    self._check_leaf(child)
-                    continue
-                if id(child) in heights:
-                    frame[2] = max(frame[2], heights[id(child)])
-                    continue
-                if id(child) in on_path:
-                    raise self._unsafe("contains a container that includes itself")
-                enter(child)
-                break
-            else:
-                frames.pop()
-                on_path.discard(id(frame[0]))
-                heights[id(frame[0])] = frame[2] + 1
-                if frames:
-                    frames[-1][2] = max(frames[-1][2], frame[2] + 1)
-
-    def _check_leaf(self, value: Any) -> None:
-        if type(value) in SCALAR_TYPES:
-            return
-        if isinstance(value, (np.ndarray, np.generic)) and is_numeric_dtype(value.dtype):
-            return
-        raise self._unsafe(f"holds a {printable(type(value).__name__)}, which liftbench does not load")
-
-
-def _is_container(value: Any) -> bool:
-    return type(value) in (list, dict, tuple) or (type(value) is np.ndarray and value.dtype.hasobject)
-
-
-def _children(value: Any):
-    if type(value) is dict:
-        return itertools.chain(value.keys(), value.values())
-    if type(value) is np.ndarray:
-        return iter(list(value.flat))
-    return iter(value)
+        """The finished result: admitted leaves, no cycles, depth <= MAX_DEPTH (``tree.check_tree``)."""
+        problem = check_tree(root, MAX_DEPTH)
+        if problem:
+            raise self._unsafe(problem)
 
 
 _STOP = object()
