@@ -93,7 +93,7 @@ def ranking_note(table: pd.DataFrame) -> str:
     if len(kinds) > 1:
         notes.append("Causal, centred and clip lifters are ranked together: centred and clip ones also see future "
                      "frames (alignment column); compare within one alignment for a like-for-like ranking.")
-    if len(set(table["scored_in"]) - {""}) > 1:
+    if "scored_in" in table and len(set(table["scored_in"]) - {""}) > 1:
         notes.append("Not all errors are in one space: '2.5D mm' rows (MotionBERT) are scored against the ground "
                      "truth in image-plane 2.5D with the true per-frame scale, as its evaluation does.")
     return " ".join(notes)

@@ -65,12 +65,19 @@ def test_table_matches_rows_and_run_files(lifters_suite):
     run_json = json.loads((tmp / "runs" / run_id / "run.json").read_text())
     assert table.loc["tcn-causal", "parameters"] == run_json["trainable_parameters"]
     assert table.loc["mlp", "inference_frames_per_s"] > 0 and table.loc["mlp", "train_s_per_epoch"] > 0
-    assert "Causal and centred" in ranking_note(lifter_table(rows, tmp / "runs"))
+    note = ranking_note(lifter_table(rows, tmp / "runs"))
+    assert "ranked together" in note and "centred" in note and "2.5D" not in note  # all scored in camera mm
 
 
 def test_single_alignment_needs_no_note():
-    table = pd.DataFrame({"alignment": ["frame", "causal"]})
+    table = pd.DataFrame({"alignment": ["frame", "causal"], "scored_in": ["camera mm", "camera mm"]})
     assert ranking_note(table) == ""
+
+
+def test_mixed_scoring_spaces_are_noted():
+    table = pd.DataFrame({"alignment": ["clip", "clip"], "scored_in": ["camera mm", "2.5D mm"]})
+    note = ranking_note(table)
+    assert "2.5D" in note and "ranked together" not in note
 
 
 def test_report_shows_the_comparison_and_plot(lifters_suite, run_cli):
@@ -78,6 +85,6 @@ def test_report_shows_the_comparison_and_plot(lifters_suite, run_cli):
     code, out, err = run_cli("report", directory)
     assert code == 0, err
     md = (directory / "report.md").read_text()
-    assert "Lifters side by side" in md and "Causal and centred lifters are ranked together" in md
+    assert "Lifters side by side" in md and "lifters are ranked together" in md
     assert (directory / "plots" / "lifters_p1_vs_speed.png").stat().st_size > 1000
     assert np.isfinite(lifter_table(pd.read_csv(directory / "results.csv"), directory.parent / "runs")["p_mpjpe"]).all()

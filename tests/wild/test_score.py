@@ -48,7 +48,8 @@ def test_liftbench_predictions_score_like_evaluate(evaluated, tmp_path):
         assert got[key] == value, key  # same frames, same order, same arithmetic: bit-equal
     sha = hashlib.sha256(npz.read_bytes()).hexdigest()
     first = out.rows.iloc[0]
-    assert first["origin"] == "external" and first["config_hash"] == sha and first["run_id"] == f"predictions-{sha[:12]}"
+    assert first["origin"] == "external" and first["config_hash"] == sha
+    assert first["run_id"] == f"predictions-{sha[:12]}"
     assert first["model"] == "predictions" and first["dataset_fingerprint"] == res.rows.iloc[0]["dataset_fingerprint"]
     assert int(first["n_frames_expected"]) == res.card["frames"]["test_expected"]
     on_disk = read_rows(tmp_path / "ext" / "results.csv")
@@ -148,7 +149,8 @@ def test_missing_frame_is_named(h36m, tmp_path):
     action = s.action.replace("Photo", "TakingPhoto") if s.subject == "S9" else s.action
     tree[s.subject][action][s.camera] = tree[s.subject][action][s.camera][:-1]
     np.savez_compressed(tmp_path / "short.npz", positions_3d=tree)
-    with pytest.raises(CoverageError, match=rf"never scored \(e.g. {s.subject}/{s.action}/cam{s.camera}/frame{s.n_frames - 1}\)"):
+    first_missing = f"{s.subject}/{s.action}/cam{s.camera}/frame{s.n_frames - 1}"
+    with pytest.raises(CoverageError, match=rf"never scored \(e.g. {first_missing}\)"):
         score_file(tmp_path / "short.npz", "h36m", data_dir, units="mm", out=tmp_path / "o")
 
 
@@ -158,7 +160,8 @@ def test_missing_camera_is_named_with_its_frames(h36m, tmp_path):
     tree["S11"]["Directions"][2] = None
     np.savez_compressed(tmp_path / "nocam.npz", positions_3d=tree)
     n = next(s.n_frames for s in test if s.key == ("S11", "Directions", 2))
-    with pytest.raises(CoverageError, match=rf"1 test video\(s\) with {n} frame\(s\) never predicted \(S11/Directions/cam2\)"):
+    with pytest.raises(CoverageError,
+                       match=rf"1 test video\(s\) with {n} frame\(s\) never predicted \(S11/Directions/cam2\)"):
         score_file(tmp_path / "nocam.npz", "h36m", data_dir, units="mm", out=tmp_path / "o")
 
 
