@@ -88,3 +88,27 @@ def test_report_shows_the_comparison_and_plot(lifters_suite, run_cli):
     assert "Lifters side by side" in md and "lifters are ranked together" in md
     assert (directory / "plots" / "lifters_p1_vs_speed.png").stat().st_size > 1000
     assert np.isfinite(lifter_table(pd.read_csv(directory / "results.csv"), directory.parent / "runs")["p_mpjpe"]).all()
+
+
+def test_report_without_run_files_has_no_speeds_and_does_not_crash(lifters_suite, run_cli, tmp_path):
+    """Only the results file (e.g. copied from another machine or from imported runs): no training logs and no
+    measured speeds, so the speed plot is skipped (a log axis of NaN cannot be drawn) and the report still
+    writes; the P1 column still equals the rows."""
+    import shutil
+
+    _, directory, _ = lifters_suite
+    copy = tmp_path / "elsewhere" / directory.name
+    copy.mkdir(parents=True)
+    for name in ("results.csv", "summary.csv", "manifest.json"):
+        if (directory / name).exists():
+            shutil.copy(directory / name, copy / name)
+    code, out, err = run_cli("report", copy)
+    assert code == 0, err
+    md = (copy / "report.md").read_text()
+    assert "Lifters side by side" in md
+    assert not (copy / "plots" / "lifters_p1_vs_speed.png").exists()
+    rows = pd.read_csv(copy / "results.csv")
+    table = lifter_table(rows, copy.parent / "runs")
+    assert table["inference_frames_per_s"].isna().all()
+    sel = rows[(rows["variant"] == "mlp") & (rows["metric"] == "mpjpe") & (rows["slice"] == "action_mean")]
+    assert table.loc[table["variant"] == "mlp", "mpjpe"].iloc[0] == pytest.approx(sel["value"].mean())
