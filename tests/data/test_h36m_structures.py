@@ -7,26 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.h36m import write_h36m_fixture
+from fixtures.h36m import CPN, CPN_FILE, write_h36m_fixture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liftbench.data import load_dataset, verify_dataset
-from liftbench.errors import DataError, LiftbenchError
-
-CPN = "cpn_ft_h36m_dbb"
-CPN_FILE = f"data_2d_h36m_{CPN}.npz"
-
-
-def load_error(data_dir: Path, keypoints: str, **split) -> str | None:
-    """The one-line message ``load_dataset`` stops with (None: it loads)."""
-    try:
-        load_dataset("h36m", data_dir, keypoints, **split)
-    except DataError as exc:
-        message = str(exc)
-        assert "\n" not in message
-        return message
-    return None
+from liftbench.errors import LiftbenchError
 
 
 @pytest.fixture

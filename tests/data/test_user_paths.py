@@ -9,34 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-from fixtures.h36m import write_h36m_fixture
+from fixtures.h36m import CPN, CPN_FILE, assert_verify_matches_load, load_error, write_h36m_fixture
 
-from liftbench.data import load_dataset, verify_dataset
+from liftbench.data import load_dataset
 from liftbench.errors import DataError
-
-CPN = "cpn_ft_h36m_dbb"
-CPN_FILE = f"data_2d_h36m_{CPN}.npz"
-
-
-def load_error(data_dir: Path, keypoints: str, **split) -> str | None:
-    """The one-line message ``load_dataset`` stops with (None: it loads)."""
-    try:
-        load_dataset("h36m", data_dir, keypoints, **split)
-    except DataError as exc:
-        message = str(exc)
-        assert "\n" not in message
-        return message
-    return None
-
-
-def assert_verify_matches_load(data_dir: Path, keypoints: str, **split) -> list[str]:
-    """verify lists a problem exactly when load refuses, and load's message is verify's first line."""
-    problems = verify_dataset("h36m", data_dir, keypoints, **split)
-    error = load_error(data_dir, keypoints, **split)
-    assert bool(problems) == (error is not None), (problems, error)
-    if problems:
-        assert error.startswith(problems[0]), (error, problems)
-    return problems
 
 
 @pytest.fixture
