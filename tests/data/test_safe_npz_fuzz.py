@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.mutation import mutate_bytes
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npy_format
@@ -154,24 +155,6 @@ def test_corpus_loads_in_the_child(workdir):
         assert _load_in_child(workdir / f"valid{i}.npz") == "OK"
 
 
-def _mutate(data: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
-    """Apply (kind, position, bytes) edits: flip (xor), insert, delete (len(bytes) bytes), cut."""
-    out = bytearray(data)
-    for kind, pos, blob in edits:
-        pos = pos % (len(out) + 1)
-        if kind == "flip" and out:
-            for i, b in enumerate(blob):
-                if pos + i < len(out):
-                    out[pos + i] ^= b or 0xFF
-        elif kind == "insert":
-            out[pos:pos] = blob
-        elif kind == "delete":
-            del out[pos:pos + len(blob)]
-        elif kind == "cut":
-            del out[pos:]
-        elif kind == "repeat":  # duplicate a slice: repeated opcodes, repeated members
-            out[pos:pos] = out[pos:pos + 64] * (1 + len(blob) % 8)
-    return bytes(out)
 
 
 EDITS = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "cut", "repeat"]),
@@ -182,7 +165,7 @@ EDITS = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "cut", "
 @given(which=st.integers(0, len(FILES) - 1), edits=EDITS)
 def test_mutated_zip_files(workdir, which, edits):
     path = workdir / "zip.npz"
-    path.write_bytes(_mutate(FILES[which], edits))
+    path.write_bytes(mutate_bytes(FILES[which], edits))
     _load_in_child(path)
 
 
@@ -192,7 +175,7 @@ def test_mutated_zip_files(workdir, which, edits):
 def test_mutated_pickle_streams(workdir, key, protocol, edits, deflate):
     """Mutations inside the pickle, repackaged in a valid zip so that they reach the interpreter."""
     path = workdir / "pickle.npz"
-    path.write_bytes(_npz_bytes({f"{key}.npy": _object_npy(_mutate(PICKLES[key, protocol], edits))}, deflate))
+    path.write_bytes(_npz_bytes({f"{key}.npy": _object_npy(mutate_bytes(PICKLES[key, protocol], edits))}, deflate))
     _load_in_child(path)
 
 

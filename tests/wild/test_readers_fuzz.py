@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.mutation import mutate_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -212,23 +213,6 @@ def mutate_json(doc, edits) -> object:
     return doc
 
 
-def mutate_bytes(data: bytes, edits) -> bytes:
-    out = bytearray(data)
-    for kind, pos, blob in edits:
-        pos = pos % (len(out) + 1)
-        if kind == "flip":
-            for i, b in enumerate(blob):
-                if pos + i < len(out):
-                    out[pos + i] ^= b or 0xFF
-        elif kind == "insert":
-            out[pos:pos] = blob
-        elif kind == "delete":
-            del out[pos:pos + len(blob)]
-        elif kind == "cut":
-            del out[pos:]
-        else:
-            out[pos:pos] = out[pos:pos + 64] * (1 + len(blob) % 8)
-    return bytes(out)
 
 
 # ------------------------------------------------------------------ real-format keypoint files
