@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures.lifters import small_params
+from fixtures.lifters import (
+    one_torch_thread,  # noqa: F401  (the fixture, used by pytestmark)
+    small_params,
+)
 
 from liftbench.data.dataset import Sequence
 from liftbench.data.normalize import (
@@ -31,12 +34,7 @@ CLIP_LIFTERS = [n for n in LIFTERS.names() if create_lifter(n, **small_params(n)
 LENGTHS = (1, 242, 243, 244, 486, 500)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_clip_lifters_are_registered():

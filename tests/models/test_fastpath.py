@@ -10,7 +10,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from fixtures.lifters import SMALL_SIZES
+from fixtures.lifters import (
+    SMALL_SIZES,
+    one_torch_thread,  # noqa: F401  (the fixture, used by pytestmark)
+)
 
 from liftbench import fast as speed
 from liftbench.data.skeleton import INPUT_DIM, OUTPUT_DIM
@@ -28,13 +31,7 @@ class FusedSeq2Seq(Seq2SeqLifter):
         return fused_forward(self, x)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors; and one thread spares the shared 2-core machine (cpu_performance_notes.md)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mm_stats(dtype=torch.float32) -> NormStats:

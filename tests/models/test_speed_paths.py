@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fixtures.lifters import small_params
+from fixtures.lifters import (
+    one_torch_thread,  # noqa: F401  (the fixture, used by pytestmark)
+    small_params,
+)
 
 from liftbench import fast
 from liftbench.data.windows import WindowSpec, clip_plan
@@ -18,12 +21,7 @@ from liftbench.models import LIFTERS, NormStats, create_lifter
 WITH_SPEED_PATH = [n for n in LIFTERS.names() if LIFTERS.get(n).speed_path]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(name: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:

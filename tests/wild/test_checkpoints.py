@@ -20,7 +20,10 @@ import numpy as np
 import pytest
 import torch
 from fixtures.cli import assert_one_line_error
-from fixtures.lifters import small_params
+from fixtures.lifters import (
+    one_torch_thread,  # noqa: F401  (the fixture, used by pytestmark)
+    small_params,
+)
 
 import liftbench
 from liftbench.errors import CheckpointError, ConfigError, UnknownNameError, UnsafeFileError
@@ -42,12 +45,7 @@ FORMATS = {"videopose3d": "tcn", "motionbert": "motionbert", "mixste": "mixste"}
 HEADS = {"num_heads": 2}  # the tiny runs' heads: what the weights cannot tell, given with --set
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def read_keys(name: str) -> dict[str, tuple[int, ...]]:

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import torch
 from fixtures.cli import assert_one_line_error
-from fixtures.lifters import small_set_options
+from fixtures.lifters import (
+    one_torch_thread,  # noqa: F401  (the fixture, used by pytestmark)
+    small_set_options,
+)
 
 from liftbench.data.skeleton import JOINT_NAMES
 from liftbench.models import list_lifters
@@ -39,12 +42,7 @@ def runs(tmp_path_factory):
     return found
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_poses(run_dir, keypoints_2d: np.ndarray) -> np.ndarray:
