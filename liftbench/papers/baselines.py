@@ -41,9 +41,12 @@ PROTOCOL_METRIC = {"p1": "mpjpe", "p2": "p_mpjpe"}
 SLICE_TYPES = ("action", "all")
 CLAIMS_SUFFIX = "_claims.csv"
 #: the setting of a published number (see baselines/README.md); checked when present, '' means not stated
-SETTING_VALUES = {"within_action": ("frames", "videos", "unknown"), "alignment": ("causal", "centred", "frame"),
+SETTING_VALUES = {"within_action": ("frames", "videos", "unknown"), "alignment": ("causal", "centred", "frame", "clip"),
                   "tta": ("none", "flip"), "evaluation_bug": ("true", "false", "unknown"),
                   "p2_kind": ("rigid", "similarity", "unknown")}
+#: ``convention``: the evaluation convention that produced a number (``liftbench.conventions``: ``motionbert``,
+#: ``mixste``, ...); empty = every test frame once (liftbench's own; Martinez, Hossain corrected, VideoPose3D)
+CONVENTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: the measured metric of each Protocol #2 kind (P1 rows have no kind)
 P2_KIND_METRIC = {"rigid": "p_mpjpe_rigid", "similarity": "p_mpjpe"}
 
@@ -54,6 +57,11 @@ DESCRIPTIONS = {
     "hossain2018_corrected": "Hossain & Little, corrected evaluation (Actual_result.png): P1 58.25 / P2 44.09 mm",
     "martinez2017": "Martinez et al. ICCV 2017: P1 (SH 62.9, GT 45.5), P2 47.7, P2 vs 2D noise; as quoted by "
                     "Hossain & Little",
+    "zhu2023": "Zhu et al. ICCV 2023 (MotionBERT DSTformer), SH detections + confidence, 243-frame clips, scored by "
+               "its own convention (tails and 3 S9 takes left out): P1 39.2 scratch / 37.2 fine-tuned (README; paper "
+               "37.5); mmpose's re-evaluation frame-mean 39.8 / 37.7, P2 33.4 / 32.2",
+    "zhang2022": "Zhang et al. CVPR 2022 (MixSTE), scored by its own convention (last clip aligned to the end, overlap "
+                 "counted twice): P1 40.9 / P2 32.6 on CPN at 243 frames, 42.4 at 81, 21.6 on GT 2D, 39.8 on HRNet",
     "pavllo2019": "Pavllo et al. CVPR 2019 (VideoPose3D): P1/P2 per action, 243 frames on CPN 46.8 / 36.5, causal "
                   "49.0 / 38.1, single frame 51.8 / 40.0; 27/81/243-frame and GT-2D rows; quoted Hossain (corrected) "
                   "and Martinez",
@@ -66,6 +74,10 @@ CITATIONS = {
     "pavllo2019": "Pavllo, Feichtenhofer, Grangier & Auli, 3D human pose estimation in video with temporal "
                   "convolutions and semi-supervised training, CVPR 2019, Tables 1 and 5; "
                   "facebookresearch/VideoPose3D README.md",
+    "zhu2023": "Zhu, Ma, Liu, Liu, Wu & Wang, MotionBERT: A Unified Perspective on Learning Human Motion "
+               "Representations, ICCV 2023; Walter0807/MotionBERT README.md; open-mmlab/mmpose MotionBERT configs",
+    "zhang2022": "Zhang et al., MixSTE: Seq2seq Mixed Spatio-Temporal Encoder for 3D Human Pose Estimation in Video, "
+                 "CVPR 2022; JinluZhang1126/MixSTE README.md",
 }
 
 _TABLE_KEY = re.compile(r"^(?P<paper>.+?)_table(?P<n>\d+)(?:_.*)?$")
@@ -167,6 +179,11 @@ def read_baseline_file(path: Path) -> pd.DataFrame:
             if invalid.any():
                 raise DataError(f"Baseline file {path}: column '{col}' must be one of {', '.join(allowed)} or empty "
                                 f"(line(s) {bad_rows(invalid)}).")
+    if "convention" in df.columns:
+        invalid = ~(df["convention"].eq("") | df["convention"].str.fullmatch(CONVENTION_NAME.pattern))
+        if invalid.any():
+            raise DataError(f"Baseline file {path}: column 'convention' must be an evaluation convention name such as "
+                            f"motionbert or mixste, or empty for every test frame once (line(s) {bad_rows(invalid)}).")
     if "p2_kind" in df.columns:  # the Procrustes kind belongs to P2 numbers, and every P2 number states it
         wrong = (df["protocol"] == "p2") != df["p2_kind"].ne("")
         if wrong.any():
@@ -201,7 +218,11 @@ def load_baselines(key: str | None = None) -> pd.DataFrame:
         df.insert(1, "baseline", _group_of(path.stem))
         df["baseline_file"] = path.name
         frames.append(df)
-    return pd.concat(frames, ignore_index=True, sort=False)
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    # a text column only some files have (``convention``, ``p2_kind`` ...) is '' on the others' rows, never NaN
+    text = [c for c in out.columns if c not in NUMERIC_COLUMNS + OPTIONAL_NUMERIC_COLUMNS]
+    out[text] = out[text].fillna("")
+    return out
 
 
 def list_baselines() -> list[BaselineInfo]:

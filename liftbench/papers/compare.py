@@ -31,7 +31,7 @@ from liftbench.suites import load_suite
 COMPARE_COLUMNS = ("model", "variant", "dataset", "keypoints", "test_noise", "metric", "slice_type", "slice", "value",
                    "status")
 SET_KEYS = ["table", "method_id", "paper_label", "train_2d", "input_2d", "variant", "noise_sigma_px", "seq_len",
-            "p2_kind"]
+            "p2_kind", "convention"]
 METRIC_LABEL = {"mpjpe": "P1 MPJPE", "p_mpjpe": "P2 P-MPJPE"}
 
 
@@ -83,8 +83,9 @@ def _set_label(r: pd.Series) -> str:
     variant = "" if str(r["variant"]) in ("", "full") else f" {r['variant']}"
     kind = f"\n{r['p2_kind']} P2" if str(r.get("p2_kind", "")) in P2_KIND_METRIC else ""
     bug = "\n⚠ buggy evaluation" if str(r.get("evaluation_bug", "")) == "true" else ""
+    convention = f"\n{r['convention']} convention" if str(r.get("convention", "") or "") else ""
     return (f"{r['method_id']}\n{r['table']}\n({r['input_2d']}{f' σ{sigma:g}' if sigma else ''}{window}{tta}){variant}"
-            f"\n{r.get('within_action', '') or 'unknown'}-weighted{kind}{bug}")
+            f"\n{r.get('within_action', '') or 'unknown'}-weighted{kind}{convention}{bug}")
 
 
 def corrected_value(row: pd.Series, metric: str) -> float | None:
@@ -100,14 +101,24 @@ def corrected_value(row: pd.Series, metric: str) -> float | None:
     return float(sel["value"].iloc[0]) if len(sel) else None
 
 
+def partial_of_runs(ours: pd.DataFrame, group: pd.DataFrame, run_ids: list[str]) -> str:
+    """Whether a configuration scored a test subset, from all rows of its runs: the rows of a convention
+    with a smaller frame set by design (MotionBERT's) cannot tell, the every-frame rows beside them can."""
+    rows = ours[ours["run_id"].astype(str).isin(run_ids)] if run_ids and "run_id" in ours.columns else group
+    return PM.partial_test_of(rows)
+
+
 def _measured_columns(ours: pd.DataFrame) -> pd.DataFrame:
     ours = fill_keypoint_columns(ours)
-    for col, default in (("train_noise", 0.0), ("seq_len", 1), ("alignment", "")):
+    for col, default in (("train_noise", 0.0), ("seq_len", 1), ("alignment", ""), ("convention", PM.DEFAULT_CONVENTION)):
         if col not in ours.columns:
             ours[col] = default
     for col in ("test_noise", "train_noise", "seq_len"):
         ours[col] = pd.to_numeric(ours[col], errors="coerce").fillna(0)
-    return ours
+    ours["convention"] = ours["convention"].astype(str).replace("", PM.DEFAULT_CONVENTION)
+    # a convention that scores every frame once like liftbench's (videopose3d) repeats liftbench's rows: one column
+    same = ours["convention"].map(PM.frame_set_of).eq(PM.DEFAULT_CONVENTION) & ours["convention"].ne(PM.DEFAULT_CONVENTION)
+    return ours[~same]
 
 
 def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
@@ -133,13 +144,14 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
     if "p2_kind" not in pub.columns:
         pub["p2_kind"] = ""
     pub["p2_kind"] = pub["p2_kind"].fillna("")
+    pub["convention"] = pub["convention"].fillna("") if "convention" in pub.columns else ""
     pub = pub[pub["metric"] == metric]
     if pub.empty:
         raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric "
                           f"{'p_mpjpe' if metric == 'mpjpe' else 'mpjpe'}.")
     ours = _measured_columns(rows.copy())
     keys = ["model", "variant", "dataset", "train_keypoints", "keypoints", "train_noise", "test_noise", "seq_len",
-            "alignment"]
+            "alignment", "convention"]
     ablations = frozenset(str(v) for v in load_baselines()["variant"].unique() if str(v) not in ("", "full"))
     notes: list[str] = []
     configs = []
@@ -152,7 +164,8 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
                                      float(cfg["train_noise"]), float(cfg["test_noise"]), seq,
                                      str(cfg["alignment"] or ("frame" if seq == 1 else "causal")),
                                      tta_of_run(results, str(cfg["model"]), run_ids), str(cfg["variant"]),
-                                     str(cfg["train_keypoints"]), PM.partial_test_of(g))
+                                     str(cfg["train_keypoints"]), partial_of_runs(ours, g, run_ids),
+                                     str(cfg["convention"]))
         configs.append((cfg, setting, g))
         banner = PM.run_banner(PM.recipe_differences(run_cfg)) if run_cfg is not None else None
         if banner:
@@ -163,10 +176,11 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
     for cfg, setting, _ in configs:
         diffs = [(PM.setting_differences(setting, g.iloc[0], ablations), i) for i, (_, g) in enumerate(sets)]
         exact = [i for d, i in diffs if not d]
-        if exact:
-            matches.append(exact[0])
-            if exact[0] not in shown:
-                shown.append(exact[0])
+        if exact:  # the most detailed matching set (per action, or headline and frame mean); ties: file order
+            best = max(exact, key=lambda i: len(sets[i][1]))
+            matches.append(best)
+            if best not in shown:
+                shown.append(best)
             continue
         matches.append(None)
         closest = min(diffs, key=lambda item: len(item[0]))[0]
@@ -185,7 +199,9 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         g = g[g["metric"] == measured]
         per = g[g["slice_type"] == slice_type].groupby("slice")["value"].mean()  # mean over seeds
         head = g[(g["slice_type"] == "all") & (g["slice"] == headline)]["value"]
-        values = {**per.to_dict(), "action_mean": float(head.mean()) if len(head) else np.nan}
+        frames = g[(g["slice_type"] == "all") & (g["slice"] == "frame_mean")]["value"]
+        values = {**per.to_dict(), "action_mean": float(head.mean()) if len(head) else np.nan,
+                  "frame_mean": float(frames.mean()) if len(frames) else np.nan}
         if m is not None and (per.empty or head.empty):
             what = "video-weighted" if slice_type == "action_video" else measured
             notes.append(f"liftbench {cfg['variant']}: no {what} rows; re-evaluate the run with this liftbench "
@@ -193,8 +209,9 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         measured_values.append(values)
         noise = f" σ{cfg['test_noise']:g}" if cfg["test_noise"] else ""
         trained = "" if cfg["train_keypoints"] == cfg["keypoints"] else f"trained {cfg['train_keypoints']}, scored "
+        convention = "" if cfg["convention"] == PM.DEFAULT_CONVENTION else f"\n{cfg['convention']} convention"
         table.add_column(f"liftbench\n{cfg['variant']}\n({trained}{cfg['keypoints']}{noise})\n{label.split(' (')[0]}"
-                         + (f"\n{kind.split(' (')[0]}" if kind else ""), justify="right", style="bold")
+                         + (f"\n{kind.split(' (')[0]}" if kind else "") + convention, justify="right", style="bold")
     pub_values = []
     for i in shown:
         r = sets[i][1].iloc[0]
@@ -208,14 +225,16 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
             table.add_column(f"Δ {cfg['variant']}\nvs {sets[m][1].iloc[0]['method_id']} {sets[m][1].iloc[0]['table']}",
                              justify="right")
     slices = sorted({s for v in measured_values for s in v} | {s for v in pub_values for s in v.index})
-    slices = [s for s in slices if s not in ("action_mean", "frame_mean", "video_mean")] + ["action_mean"]
+    frame_mean_published = any("frame_mean" in v.index for v in pub_values)
+    slices = ([s for s in slices if s not in ("action_mean", "frame_mean", "video_mean")] + ["action_mean"]
+              + (["frame_mean"] if frame_mean_published else []))
     for s in slices:
         cells = [_fmt(v.get(s, np.nan)) for v in measured_values] + [PM.fmt_published(v.get(s, np.nan))
                                                                      for v in pub_values]
         cells += [_fmt(v.get(s, np.nan) - sets[m][1].set_index("slice")["value"].get(s, np.nan))
                   for v, m in zip(measured_values, matches) if m is not None]
-        table.add_row("Avg" if s == "action_mean" else s, *cells)
-    table.caption = ("Avg = unweighted mean over action groups; liftbench values are means over seeds, weighted within "
+        table.add_row({"action_mean": "Avg", "frame_mean": "Avg over frames"}.get(s, s), *cells)
+    table.caption = ("Avg = unweighted mean over action groups (Avg over frames: over every counted frame); liftbench values are means over seeds, weighted within "
                      "an action and P2-aligned as the matched published set (frame-weighted, similarity P2 when none "
                      "matches); published values as printed")
     return table, list(dict.fromkeys(notes))

@@ -32,6 +32,9 @@ from liftbench.config import (  # noqa: F401  (re-exported)
     recipe_differences,
     run_banner,
 )
+from liftbench.conventions import DEFAULT as DEFAULT_CONVENTION
+from liftbench.conventions import available_conventions
+from liftbench.data.conventions import EveryFrameOnce
 from liftbench.errors import LiftbenchError
 from liftbench.papers.baselines import P2_KIND_METRIC
 from liftbench.suites import expand, load_suite
@@ -72,6 +75,7 @@ class MeasuredSetting:
     variant: str  # suite variant name; "full" / "default" / a lifter's own name mean the published method
     train_keypoints: str = ""  # the 2D it was trained on (rows' ``train_keypoints``); '' = the test keypoints
     partial_test: str = ""  # '' = every test frame scored; else how many were (a ``data.test_subset`` run)
+    convention: str = DEFAULT_CONVENTION  # the evaluation convention of the rows (``liftbench.conventions``)
 
     @property
     def input_2d(self) -> str | None:
@@ -86,6 +90,17 @@ def tta_of(description: str) -> str:
     """A contract's ``test_time_augmentation`` text -> ``none`` | ``flip``."""
     text = str(description or "none").strip().lower()
     return "none" if text in ("", "none") else ("flip" if "flip" in text else text)
+
+
+def frame_set_of(convention: str) -> str:
+    """The frame set and weighting a convention scores, as a comparable key: every convention that scores each
+    test frame once without touching the prediction (``liftbench``, ``videopose3d``; a published row without a
+    ``convention``) is one key; any other is its own name (an unknown name never equals a known one)."""
+    name = str(convention or "").strip() or DEFAULT_CONVENTION
+    conv = available_conventions().get(name)
+    if isinstance(conv, EveryFrameOnce) and not conv.zero_predicted_root:
+        return DEFAULT_CONVENTION
+    return name
 
 
 def _same_number(a: Any, b: Any) -> bool:
@@ -125,6 +140,11 @@ def setting_differences(measured: MeasuredSetting, published: Mapping[str, Any],
         diffs.append(f"test-time augmentation {measured.tta} vs {pub_tta}")
     if str(published.get("p2_kind", "") or "") == "unknown":
         diffs.append("P2 alignment (rigid or similarity) not stated by the paper")
+    pub_conv = str(published.get("convention", "") or "") or DEFAULT_CONVENTION
+    if frame_set_of(measured.convention) != frame_set_of(pub_conv):
+        diffs.append(f"evaluation convention {measured.convention} vs {pub_conv}"
+                     + (f" (liftbench evaluate --convention {pub_conv} scores the same predictions that way)"
+                        if pub_conv in available_conventions() else ""))
     if measured.partial_test:
         diffs.append(f"{measured.partial_test} vs the whole test set")
     pub_variant = str(published.get("variant", "full") or "full")
@@ -180,10 +200,15 @@ def bug_flag(published: Mapping[str, Any], corrected_value: float | None = None)
 
 def partial_test_of(rows: pd.DataFrame) -> str:
     """'' when every headline row scored the whole test split; else 'test subset (scored N of M frames)'
-    (``data.test_subset`` runs: ``n_frames`` < ``n_frames_expected`` on the P1 headline rows)."""
+    (``data.test_subset`` runs: ``n_frames`` < ``n_frames_expected`` on the P1 headline rows of the every-frame
+    convention) or 'partial coverage ...' (``score --allow-partial`` rows, ``coverage = partial``)."""
+    if "coverage" in rows.columns and (rows["coverage"].astype(str) == "partial").any():
+        return "partial coverage (predictions for part of the test set, score --allow-partial)"
     if not {"n_frames", "n_frames_expected", "metric", "slice"} <= set(rows.columns):
         return ""
     head = rows[(rows["metric"].astype(str) == "mpjpe") & (rows["slice"].astype(str) == "action_mean")]
+    if "convention" in head.columns:  # another convention's frame set is smaller by design, not a subset
+        head = head[head["convention"].astype(str).map(frame_set_of) == DEFAULT_CONVENTION]
     scored = pd.to_numeric(head["n_frames"], errors="coerce")
     expected = pd.to_numeric(head["n_frames_expected"], errors="coerce")
     short = (scored < expected).to_numpy()
@@ -321,7 +346,7 @@ def scope_of(differences: list[str], rows: pd.DataFrame) -> str:
         train = ", ".join(sorted(set(rows["train_keypoints"].astype(str)))) if "train_keypoints" in rows else "?"
         test = ", ".join(sorted(set(rows["test_keypoints"].astype(str)))) if "test_keypoints" in rows else "?"
         return f"on these keypoints (trained on {train}, tested on {test})"
-    if any(d.startswith("test subset") for d in differences):
+    if any(d.startswith(("test subset", "partial coverage")) for d in differences):
         return "on a test subset"
     return "in this setting (not the paper's)"
 

@@ -396,3 +396,50 @@ def test_compare_prints_recipe_differences_flags_a_test_subset_and_prints_58_25(
     table, _ = compare_with_paper(path, "hossain2018_corrected", "mpjpe")
     headers, cells = _cells(table)
     assert "58.25" in cells[[h for h in headers if "Actual_result.png" in h][0]]  # never 58.2
+
+
+def test_compare_motionbert_only_under_its_own_convention_with_its_frame_mean(tmp_path, run_cli):
+    import pandas as pd
+
+    from liftbench.report.render import compare_with_paper
+    from liftbench.results import rows_frame
+
+    mb = _lifter_for("zhu2023")
+    rows = []
+    # one run scored twice: every frame once (liftbench, the whole test set) and MotionBERT's way (fewer frames by
+    # design: tails and three S9 takes left out); per-action values differ so the columns are told apart
+    for convention, n_frames, per_action, frame_mean in (("liftbench", 1000, {"Directions": 40.0, "Walking": 44.0}, 41.0),
+                                                         ("motionbert", 800, {"Directions": 38.0, "Walking": 42.0}, 39.5)):
+        base = {"run_id": f"{mb}-abc", "suite": "", "model": mb, "variant": "full", "seed": 0, "origin": "measured",
+                "dataset": "h36m", "keypoints": "sh_ft_h36m", "train_noise": 0.0, "test_noise": 0.0, "seq_len": 243,
+                "alignment": "clip", "metric": "mpjpe", "status": "ok", "unit": "mm", "convention": convention,
+                "n_frames_expected": 1000}
+        rows += [{**base, "slice_type": "action", "slice": a, "value": v, "n_frames": n_frames // 2}
+                 for a, v in per_action.items()]
+        rows += [{**base, "slice_type": "all", "slice": "action_mean", "value": float(np.mean(list(per_action.values()))),
+                  "n_frames": n_frames},
+                 {**base, "slice_type": "all", "slice": "frame_mean", "value": frame_mean, "n_frames": n_frames}]
+    path = tmp_path / "run" / "results.csv"
+    path.parent.mkdir()
+    _write(path, rows_frame(pd.DataFrame(rows)), mb)
+    table, notes = compare_with_paper(path, "zhu2023", "mpjpe")
+    headers, cells = _cells(table)
+    labels = cells[headers[0]]
+    deltas = [h for h in headers if h.startswith("Δ")]
+    assert len(deltas) == 1  # only the motionbert-convention column is like for like
+    # the most detailed matching set is mmpose's (action and frame means): both rows get a delta
+    assert "mmpose" in deltas[0] or "mmpose re-evaluation" in deltas[0]
+    assert cells[deltas[0]][labels.index("Avg")] == f"{40.0 - 39.2:.1f}"
+    assert cells[deltas[0]][labels.index("Avg over frames")] == f"{39.5 - 39.8:.1f}"
+    ours = [h for h in headers if h.startswith("liftbench") and "motionbert convention" in h]
+    assert len(ours) == 1 and cells[ours[0]][labels.index("Directions")] == "38.0"
+    assert any("evaluation convention liftbench vs motionbert" in n for n in notes)  # and why the other has none
+    # the same run scored on part of the test set: the every-frame rows say so, and nothing is compared
+    short = rows_frame(pd.DataFrame([{**r, "n_frames": r["n_frames"] // 2} if r["convention"] == "liftbench" else r
+                                     for r in rows]))
+    _write(path, short, mb)
+    table, notes = compare_with_paper(path, "zhu2023", "mpjpe")
+    assert not any(str(c.header).startswith("Δ") for c in table.columns)
+    assert any("test subset (scored 500 of 1000 frames)" in n for n in notes)
+    code, out, err = run_cli("compare", path, "--paper", "zhu2023")
+    assert code == 0 and "Traceback" not in err and "zhu2023" in out
