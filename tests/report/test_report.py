@@ -443,3 +443,36 @@ def test_compare_motionbert_only_under_its_own_convention_with_its_frame_mean(tm
     assert any("test subset (scored 500 of 1000 frames)" in n for n in notes)
     code, out, err = run_cli("compare", path, "--paper", "zhu2023")
     assert code == 0 and "Traceback" not in err and "zhu2023" in out
+
+
+def test_report_banner_of_an_overridden_paper_preset_comes_from_the_run_configs(tmp_path, run_cli):
+    """End to end through ``liftbench report``: the runs of ``run ablation --preset paper -k gt --set
+    train.epochs=3`` (their resolved configs, as the suite writes them) are not Table 4's setting, and every
+    renderer says what differs; the same runs as declared reproduce it."""
+    seq = _lifter_for("hossain2018")
+    values = {"full": (seq, {0: 60.0, 1: 62.0, 2: 61.0}), "no_dropout": (seq, {0: 66.0, 1: 69.0, 2: 67.0})}
+    overridden = {s.variant: s.config for s in expand(load_suite("ablation"), "paper",
+                                                      overrides={"data.keypoints": "gt", "train.epochs": 3})}
+    directory = tmp_path / "out" / "ablation-paper-h36m"
+    _hand_made_suite(directory, "ablation", "paper", values, dataset="h36m", keypoints="gt", configs=overridden)
+    code, out, err = run_cli("report", directory)
+    assert code == 0 and "Traceback" not in err, err
+    md = (directory / "report.md").read_text()
+    banner = next(x for x in md.splitlines() if "rankings may not transfer" in x)
+    assert "preset 'paper' declares the setting of Hossain & Little 2018, Table 4" in banner and "but the runs differ" in banner
+    assert "data.keypoints gt (preset: sh_ft_h36m)" in banner and "train.epochs 3 (preset: 100)" in banner
+    assert "Reproduces:" not in md
+    terminal = " ".join(out.split())
+    assert "data.keypoints gt (preset: sh_ft_h36m)" in terminal and "train.epochs 3 (preset: 100)" in terminal
+    # the claims are claims about this setting: no paper Δ beside them
+    line = next(x for x in md.splitlines() if x.startswith("| H4-dropout |"))
+    assert "| — (other setting) |" in line and "on these keypoints" in line
+    # the same hand-made runs with the declared configs: the table is reproduced and no banner is printed
+    declared = {s.variant: s.config for s in expand(load_suite("ablation"), "paper")}
+    exact = tmp_path / "exact" / "ablation-paper-h36m"
+    _hand_made_suite(exact, "ablation", "paper", values, dataset="h36m", keypoints="sh_ft_h36m", configs=declared)
+    code, out, err = run_cli("report", exact)
+    md = (exact / "report.md").read_text()
+    assert code == 0 and "rankings may not transfer" not in md and "Reproduces: Hossain & Little 2018, Table 4" in md
+    line = next(x for x in md.splitlines() if x.startswith("| H4-dropout |"))
+    assert "(other setting)" not in line and "+6.4 mm" in line
