@@ -128,7 +128,8 @@ class Lifter(nn.Module):
         return torch.mean((pred - target) ** 2)
 
     def flops_per_frame(self) -> dict[str, float] | None:
-        """Optional: FLOPs per predicted frame {"train": ..., "eval": ...} for ``liftbench bench``."""
+        """Optional, for ``liftbench bench``: matmul FLOPs {"train": per training window (one element of a
+        training batch: a window, or a whole clip for a clip model), "eval": per evaluated frame}."""
         return None
 
 

@@ -138,7 +138,7 @@ class MixSTELifter(Lifter):
         return gradient_times_loss(loss) if self.config.gradient_times_loss else loss
 
     def flops_per_frame(self) -> dict[str, float]:
-        """2 x the matmul MACs of one clip (Linear layers and attention) per frame; training 3x the forward;
-        evaluation 2x with flip test-time augmentation."""
-        forward = 2.0 * self.net.flops_per_clip()["total"] / self.config.frames
-        return {"train": 3.0 * forward, "eval": forward * (2 if self.config.test_flip else 1)}
+        """Matmul FLOPs (2 x the MACs of Linear layers and attention): per training window, one whole clip
+        (3x its forward); per evaluated frame, the clip's forward over its frames, 2x with flip TTA."""
+        clip = 2.0 * self.net.flops_per_clip()["total"]
+        return {"train": 3.0 * clip, "eval": clip / self.config.frames * (2 if self.config.test_flip else 1)}

@@ -163,8 +163,8 @@ class MotionBERTLifter(Lifter):
         return motionbert_loss(pred.view(b, t, NUM_JOINTS, 3), target.view(b, t, NUM_JOINTS, 3))
 
     def flops_per_frame(self) -> dict[str, float]:
-        """2 x the matmul MACs of one clip (Linear layers and attention) per frame; training 3x the forward;
-        evaluation 2x with flip test-time augmentation."""
+        """Matmul FLOPs (2 x the MACs of Linear layers and attention): per training window, one whole clip
+        (3x its forward); per evaluated frame, the clip's forward over its frames, 2x with flip TTA."""
         frames = self.config.clip_frames
-        forward = 2.0 * self.net.flops_per_clip(frames)["total"] / frames
-        return {"train": 3.0 * forward, "eval": forward * (2 if self.config.test_flip else 1)}
+        clip = 2.0 * self.net.flops_per_clip(frames)["total"]
+        return {"train": 3.0 * clip, "eval": clip / frames * (2 if self.config.test_flip else 1)}

@@ -8,7 +8,8 @@ measured from /proc/stat and reported, because a second busy process distorts ti
 * plain: the readable model, inside ``liftbench.fast.disabled()`` (the model file's ``forward``, or
   the forward its speed path names as ``plain_forward``: e.g. the dilated TCN on single-frame windows),
   ``torch.optim.Adam`` defaults, DataLoader-style batch assembly (per-sample slices stacked);
-  evaluation at the paper batch size, one window per frame.
+  evaluation at the paper batch size, one window per frame (a clip model: non-overlapping clips through its
+  own ``predict_clips``, flip TTA included).
 * production: what ``liftbench train`` / ``evaluate`` run: the lifter's stack from its speed path
   (``liftbench/fast/``: stacked MLP, fused seq2seq, ``FunctionalStack`` otherwise), fused Adam (AMSGrad
   where the recipe says so), the training set resident on the device and gathered by indexing as the
@@ -255,9 +256,13 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
                                            target_offsets, stats, lambda: rng.integers(0, len(starts), batch), batch,
                                            device, cuda)
 
-    plain_frames = min(16 * batch, frames)  # the plain evaluator is slow: fewer frames; frames/s is compared
-    windows = np.clip(np.arange(plain_frames)[:, None] + window.offsets[None, :],
-                      0, frames - 1)  # (F, T) edges replicated
+    clips = window.alignment == "clip"  # every output of a clip is a prediction: one clip per T frames
+    plain_frames = min(16 * batch * (T if clips else 1), frames)  # the plain evaluator is slow: fewer frames
+    if clips:  # non-overlapping clips through the model's own clip prediction (its flip TTA included)
+        plain_frames -= plain_frames % T
+        windows = np.arange(0, plain_frames, T)[:, None] + np.arange(T)[None, :]  # (F / T, T)
+    else:  # one window per frame, edges replicated
+        windows = np.clip(np.arange(plain_frames)[:, None] + window.offsets[None, :], 0, frames - 1)  # (F, T)
     sequences = _synthetic_sequences(min(frames, 2 * eval_batch))
     eval_frames = sum(s.n_frames for s in sequences)
 
@@ -265,10 +270,10 @@ def bench_model(model_name: str, device: torch.device, params: dict[str, Any] | 
     def plain_eval() -> None:
         m = models["plain"].eval()
         with disabled():
-            for a in range(0, plain_frames, batch):
+            for a in range(0, len(windows), batch):  # batches of windows (of clips for a clip model)
                 xs = torch.stack([torch.from_numpy(data_np[w])
                                   for w in windows[a : a + batch]]).to(device)  # (b, T, D_in)
-                fast_path.plain_predict(m, xs)  # (b, D_out)
+                m.predict_clips(xs) if clips else fast_path.plain_predict(m, xs)  # (b, T, D_out) / (b, D_out)
 
     def production_eval() -> None:
         predict_sequences(models["production"], stats, sequences, device, batch_size=eval_batch, ground_truth=False)

@@ -374,3 +374,25 @@ def test_gradient_times_loss_is_the_gradient_of_half_the_squared_loss():
     assert loss.item() > 1.5 and not torch.allclose(got, plain)  # the quirk really rescales
     loss.backward(gradient=loss.detach())  # what MixSTE's run.py does
     torch.testing.assert_close(pred.grad, want)
+
+
+@pytest.mark.parametrize("name, params", [("motionbert", {"dim_feat": 16, "dim_rep": 16, "depth": 1, "num_heads": 2,
+                                                          "maxlen": 9, "clip_frames": 9}),
+                                          ("mixste", {"embed_dim": 16, "depth": 1, "num_heads": 2, "frames": 9})])
+def test_lifter_flops_are_per_training_clip_and_per_evaluated_frame(name, params):
+    """``liftbench bench`` multiplies "train" by the batch of clips and "eval" by frames: counted by torch on the
+    lifter's own forward (one clip) and its own clip prediction (flip TTA: two forwards) on the meta device."""
+    from liftbench.models import create_lifter
+
+    lifter = create_lifter(name, **params)
+    frames, d_in = lifter.contract.window.size, lifter.contract.representation.input_dim
+    flops = lifter.flops_per_frame()
+    with torch.device("meta"):
+        meta = create_lifter(name, **params).eval()
+        with FlopCounterMode(display=False) as forward:
+            meta(torch.empty(1, frames, d_in))
+        with FlopCounterMode(display=False) as predicted:
+            meta.predict_clips(torch.empty(1, frames, d_in))
+    assert flops["train"] == pytest.approx(3 * forward.get_total_flops())
+    assert flops["eval"] == pytest.approx(predicted.get_total_flops() / frames)
+    assert predicted.get_total_flops() == 2 * forward.get_total_flops()  # flip TTA is on by default
