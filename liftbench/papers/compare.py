@@ -110,15 +110,16 @@ def partial_of_runs(ours: pd.DataFrame, group: pd.DataFrame, run_ids: list[str])
 
 def _measured_columns(ours: pd.DataFrame) -> pd.DataFrame:
     ours = fill_keypoint_columns(ours)
-    for col, default in (("train_noise", 0.0), ("seq_len", 1), ("alignment", ""), ("convention", PM.DEFAULT_CONVENTION)):
+    for col, default in (("train_noise", 0.0), ("seq_len", 1), ("alignment", ""),
+                         ("convention", PM.DEFAULT_CONVENTION)):
         if col not in ours.columns:
             ours[col] = default
     for col in ("test_noise", "train_noise", "seq_len"):
         ours[col] = pd.to_numeric(ours[col], errors="coerce").fillna(0)
     ours["convention"] = ours["convention"].astype(str).replace("", PM.DEFAULT_CONVENTION)
     # a convention that scores every frame once like liftbench's (videopose3d) repeats liftbench's rows: one column
-    same = ours["convention"].map(PM.frame_set_of).eq(PM.DEFAULT_CONVENTION) & ours["convention"].ne(PM.DEFAULT_CONVENTION)
-    return ours[~same]
+    every_frame = ours["convention"].map(PM.frame_set_of).eq(PM.DEFAULT_CONVENTION)
+    return ours[~(every_frame & ours["convention"].ne(PM.DEFAULT_CONVENTION))]
 
 
 def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
@@ -234,7 +235,8 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         cells += [_fmt(v.get(s, np.nan) - sets[m][1].set_index("slice")["value"].get(s, np.nan))
                   for v, m in zip(measured_values, matches) if m is not None]
         table.add_row({"action_mean": "Avg", "frame_mean": "Avg over frames"}.get(s, s), *cells)
-    table.caption = ("Avg = unweighted mean over action groups (Avg over frames: over every counted frame); liftbench values are means over seeds, weighted within "
+    table.caption = ("Avg = unweighted mean over action groups (Avg over frames: over every counted frame); liftbench "
+                     "values are means over seeds, weighted within "
                      "an action and P2-aligned as the matched published set (frame-weighted, similarity P2 when none "
                      "matches); published values as printed")
     return table, list(dict.fromkeys(notes))
