@@ -316,13 +316,20 @@ def test_claims_files_are_not_read_as_published_numbers():
     assert "hossain2018_claims.csv" not in set(B.load_baselines()["baseline_file"])
 
 
-def test_bad_setting_value_is_rejected(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stem, key, old, new, message", [
+    ("hossain2018_table4_ablation", "hossain2018_table4", ",causal,none,", ",forward,none,",
+     r"column 'alignment' must be one of causal, centred, frame, clip"),
+    ("zhang2022", "zhang2022", ",mixste,all,", ",Mix STE!,all,",
+     r"zhang2022.csv: column 'convention' must be an evaluation convention name"),
+])
+def test_bad_setting_value_is_rejected(tmp_path, monkeypatch, stem, key, old, new, message):
     d = _copy_to(tmp_path)
-    target = d / "hossain2018_table4_ablation.csv"
-    target.write_text(target.read_text().replace(",causal,none,", ",forward,none,", 1))
+    target = d / f"{stem}.csv"
+    assert old in target.read_text()  # the damage below really changes the file
+    target.write_text(target.read_text().replace(old, new, 1))
     monkeypatch.setenv(B.ENV_VAR, str(d))
-    with pytest.raises(DataError, match=r"column 'alignment' must be one of causal, centred, frame, clip"):
-        B.load_baselines("hossain2018_table4")
+    with pytest.raises(DataError, match=message):
+        B.load_baselines(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,12 +365,3 @@ def test_mixste_numbers_with_their_convention():
                    ("gt", 243, "p1"): 21.6, ("hrnet", 243, "p1"): 39.8}
     assert (mx["convention"] == "mixste").all() and (mx["slice"] == "action_mean").all()
     assert (mx["train_2d"] == mx["input_2d"]).all() and (mx["variant"] == "full").all()
-
-
-def test_bad_convention_name_is_rejected(tmp_path, monkeypatch):
-    d = _copy_to(tmp_path)
-    target = d / "zhang2022.csv"
-    target.write_text(target.read_text().replace(",mixste,all,", ",Mix STE!,all,", 1))
-    monkeypatch.setenv(B.ENV_VAR, str(d))
-    with pytest.raises(DataError, match=r"zhang2022.csv: column 'convention' must be an evaluation convention name"):
-        B.load_baselines("zhang2022")
