@@ -118,7 +118,8 @@ def _measured_columns(ours: pd.DataFrame) -> pd.DataFrame:
         ours[col] = pd.to_numeric(ours[col], errors="coerce").fillna(0)
     ours["convention"] = ours["convention"].astype(str).replace("", PM.DEFAULT_CONVENTION)
     # a convention that scores every frame once like liftbench's (videopose3d) repeats liftbench's rows: one column
-    every_frame = ours["convention"].map(PM.frame_set_of).eq(PM.DEFAULT_CONVENTION)
+    frame_sets = {c: PM.frame_set_of(c) for c in ours["convention"].unique()}  # per name, not per row
+    every_frame = ours["convention"].map(frame_sets).eq(PM.DEFAULT_CONVENTION)
     return ours[~(every_frame & ours["convention"].ne(PM.DEFAULT_CONVENTION))]
 
 

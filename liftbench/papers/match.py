@@ -208,7 +208,9 @@ def partial_test_of(rows: pd.DataFrame) -> str:
         return ""
     head = rows[(rows["metric"].astype(str) == "mpjpe") & (rows["slice"].astype(str) == "action_mean")]
     if "convention" in head.columns:  # another convention's frame set is smaller by design, not a subset
-        head = head[head["convention"].astype(str).map(frame_set_of) == DEFAULT_CONVENTION]
+        names = head["convention"].astype(str)
+        frame_sets = {c: frame_set_of(c) for c in names.unique()}  # per name, not per row
+        head = head[names.map(frame_sets) == DEFAULT_CONVENTION]
     scored = pd.to_numeric(head["n_frames"], errors="coerce")
     expected = pd.to_numeric(head["n_frames_expected"], errors="coerce")
     short = (scored < expected).to_numpy()
