@@ -143,10 +143,9 @@ def compare_with_paper(results: str | Path, paper: str, metric: str = "mpjpe",
         raise ConfigError(f"{results} has no '{metric}' rows{f' for variant {variant}' if variant else ''} to compare; "
                           "run liftbench evaluate (or a suite) first, or check --variant.")
     pub = load_baselines(paper)
-    if "p2_kind" not in pub.columns:
-        pub["p2_kind"] = ""
-    pub["p2_kind"] = pub["p2_kind"].fillna("")
-    pub["convention"] = pub["convention"].fillna("") if "convention" in pub.columns else ""
+    for col in ("p2_kind", "convention"):  # load_baselines leaves '' (never NaN) where a file lacks the column
+        if col not in pub.columns:
+            pub[col] = ""
     pub = pub[pub["metric"] == metric]
     if pub.empty:
         raise ConfigError(f"Baseline '{paper}' has no '{metric}' values; try --metric "

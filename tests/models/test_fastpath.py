@@ -368,6 +368,18 @@ def test_bench_runs_on_cpu_at_a_tiny_size_and_writes_csv(tmp_path, monkeypatch):
     assert tcn.loc["plain", "seq_len"] == 9  # widths 3,3: a 9-frame receptive field
     # whole videos share every frame's work; the plain path runs one dilated window per frame
     assert tcn.loc["production", "eval_flops_per_frame_executed"] < tcn.loc["plain", "eval_flops_per_frame_executed"]
+    # a clip model's training window is a whole clip (9 frames here): a step of 32 clips costs 32 x 9 frames' forward
+    # and backward (3x), evaluation one forward per frame with flip TTA (2x); per-frame training counts were 9x low
+    from liftbench.models import lifter_contract
+
+    clip_models = [n for n in LIFTERS.names() if lifter_contract(n).window.alignment == "clip"]
+    assert clip_models  # MotionBERT and MixSTE at least
+    for name in clip_models:
+        rows = df[df["model"] == name].set_index("path")
+        assert (rows["seq_len"] == 9).all(), name  # SMALL_SIZES: 9-frame clips
+        for path in ("plain", "production"):
+            assert rows.loc[path, "train_flops_executed"] == pytest.approx(
+                32 * 9 * 3 / 2 * rows.loc[path, "eval_flops_per_frame_executed"]), (name, path)
     result = CliRunner().invoke(app, ["bench", "--device", "cpu", "--model", "seq2seq", "--set", "hidden_size=16",
                                       "--reps", "2", "--eval-batch", "256", "--json", "--cuda-graph", "--bf16",
                                       "--tf32"])
